@@ -1,0 +1,40 @@
+"""`openmathmix` command line: a thin argparse layer; each submodule registers its own sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import OpenMathMixError
+
+# Each module defines `register(subparsers)`; a sub-command sets `func(args) -> int | None` as its default.
+# Modules import heavy libraries (torch, transformers) inside their handlers, so `--help` stays fast.
+COMMAND_MODULES = ("sources", "stages", "select", "release")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openmathmix", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            continue  # that part of the CLI is not written yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except OpenMathMixError as err:
+        print(f"openmathmix {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

