@@ -38,9 +38,13 @@ class ModelSpec:
     path: str  # what from_pretrained gets
     revision: str | None = None
     gguf_file: str | None = None
+    local_id: str | None = None  # local folders: a hash of their files' names, sizes and mtimes
 
     def key(self) -> dict:
-        return {"model": self.name, "revision": self.revision, "gguf_file": self.gguf_file}
+        key = {"model": self.name, "revision": self.revision, "gguf_file": self.gguf_file}
+        if self.local_id is not None:  # a folder rewritten in place (e.g. a new pre-experienced model) is a new model
+            key["local_id"] = self.local_id
+        return key
 
 
 def resolve(model: str | None = None, revision: str | None = None) -> ModelSpec:
@@ -57,10 +61,23 @@ def resolve(model: str | None = None, revision: str | None = None) -> ModelSpec:
         folder = Path(spec.submodule_search_locations[0])
         return ModelSpec(name=name, path=str(_converted_folder(folder, filename)), gguf_file=None)
     if os.path.isdir(name):
-        return ModelSpec(name=name, path=name, revision=revision)
+        return ModelSpec(name=name, path=name, revision=revision, local_id=_folder_id(Path(name)))
     if os.path.isfile(name) and name.endswith(".gguf"):
-        return ModelSpec(name=name, path=str(Path(name).parent), gguf_file=Path(name).name)
+        return ModelSpec(name=name, path=str(Path(name).parent), gguf_file=Path(name).name,
+                         local_id=_folder_id(Path(name)))
     return ModelSpec(name=name, path=name, revision=revision)
+
+
+def _folder_id(path: Path) -> str:
+    """Cheap identity of a local model: names, sizes and modification times of its files (no content read)."""
+    import hashlib
+
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        digest.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _cache_root() -> Path:
@@ -118,7 +135,7 @@ def load_tokenizer(spec: ModelSpec):
 
     try:
         tok = AutoTokenizer.from_pretrained(spec.path, revision=spec.revision, gguf_file=spec.gguf_file)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise ModelError(f"could not load the tokenizer of {spec.name!r}: {err}") from err
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -136,7 +153,7 @@ def _load_cached(spec: ModelSpec, head: str, device: str, dtype_name: str, num_l
         model = cls[head].from_pretrained(
             spec.path, revision=spec.revision, gguf_file=spec.gguf_file, dtype=getattr(torch, dtype_name), **kwargs
         )
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise ModelError(f"could not load model {spec.name!r} ({head}): {err}") from err
     return model.to(device).eval()
 

@@ -1,0 +1,18 @@
+"""Lila-OOD (Mishra et al., EMNLP 2022): the out-of-distribution part of the Lila benchmark; answers are programs."""
+
+from openmathmix.formats import Columns
+from openmathmix.sources import Source
+
+SOURCE = Source(
+    name="lila_ood", title="Lila-OOD", task="reasoning",
+    license="cc-by-4.0", paper_size=19_000,
+    repo="allenai/lila", split=("train", "validation", "test"),
+    revision="refs/convert/parquet",  # the repo is a loading script; datasets>=4 reads the Parquet conversion
+    data_files={s: f"ood/{s}/0000.parquet" for s in ("train", "validation", "test")},
+    homepage="https://github.com/allenai/Lila",
+    formats=(
+        Columns("input", "output_program"),  # Hub
+        Columns("Input", "Output Program[0]"),  # raw lila.zip task files: capitalised keys, lists of programs
+    ),
+    notes="input -> question, output_program (a Python program that prints the answer) -> answer; all three splits.",
+)

@@ -1,0 +1,166 @@
+"""The pre-experienced embedding model (paper, Section 3.1).
+
+Before computing embeddings for k-center selection, the embedding model is fine-tuned briefly on a small seeded
+random subset of the pool, so that its hidden states reflect in-domain data. `preexperience(...)` does this with
+the transformers `Trainer`: causal-LM loss on the shared template (text.py), by default on answer tokens only,
+then saves a regular model folder (weights + tokenizer + `preexperience.json`) that `EmbedStage(model=folder)`
+loads like any other model.
+
+Deterministic for a seed: the subset, the data order and the optimiser are all seeded, and nothing is random in
+the forward pass (Llama-style models have no dropout by default).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OpenMathMixError
+from ..models import load_tokenizer, resolve
+from ..text import TEMPLATE_VERSION, encode_qa_batch
+from .base import check_columns
+
+logger = logging.getLogger(__name__)
+
+MARKER = "preexperience.json"
+
+
+@dataclass
+class PreexperienceSettings:
+    """How long and how hard the brief fine-tuning is. Defaults: a few hundred rows, a few dozen steps."""
+
+    rows: int = 1000  # size of the seeded random subset of the input
+    steps: int = 50  # optimiser steps
+    batch_size: int = 8  # rows per device per step (times grad_accum)
+    grad_accum: int = 1
+    learning_rate: float = 1e-5
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    lr_scheduler: str = "linear"
+    max_length: int = 1024  # tokens per row (the template's truncation rule beyond that)
+    answer_only_loss: bool = True  # loss on answer tokens only (the question part is context)
+    seed: int = 0
+    bf16: bool | None = None  # mixed precision; None = on a bf16-capable GPU, never on the CPU
+    logging_steps: int = 10
+
+
+def preexperience(ds, out_dir: str | os.PathLike, *, model: str | None = None, revision: str | None = None,
+                  settings: PreexperienceSettings | None = None, device: str | None = None,
+                  progress: bool = True) -> str:
+    """Fine-tune `model` briefly on a seeded subset of `ds` (`question`, `answer`) and save it to `out_dir`.
+
+    Returns `out_dir` as a string: pass it as `EmbedStage(model=...)`. An existing `out_dir` is replaced only if it
+    holds an earlier pre-experienced model (it has `preexperience.json`).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+    settings = settings or PreexperienceSettings()
+    check_columns(ds, ("question", "answer"), "preexperience")
+    if len(ds) == 0:
+        raise OpenMathMixError("preexperience needs at least one row")
+    if settings.rows < 1 or settings.steps < 1:
+        raise OpenMathMixError(f"rows and steps must be positive, got {settings.rows} and {settings.steps}")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise OpenMathMixError(f"{out} exists and is not a pre-experienced model folder; choose an empty folder")
+
+    spec = resolve(model, revision)
+    tokenizer = load_tokenizer(spec)
+    rows = seeded_subset(len(ds), settings.rows, settings.seed)
+    train = _tokenised(ds.select(rows), tokenizer, settings)
+
+    use_cpu = device == "cpu" or not torch.cuda.is_available()
+    bf16 = settings.bf16 if settings.bf16 is not None else (not use_cpu and torch.cuda.is_bf16_supported())
+    net = AutoModelForCausalLM.from_pretrained(spec.path, revision=spec.revision, gguf_file=spec.gguf_file,
+                                               dtype=torch.float32)  # fp32 master weights; bf16 only as autocast
+    with tempfile.TemporaryDirectory(prefix="preexperience-") as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            max_steps=settings.steps,
+            per_device_train_batch_size=settings.batch_size,
+            gradient_accumulation_steps=settings.grad_accum,
+            learning_rate=settings.learning_rate,
+            lr_scheduler_type=settings.lr_scheduler,
+            warmup_steps=settings.warmup_steps,
+            weight_decay=settings.weight_decay,
+            optim="adamw_torch",
+            bf16=bf16,
+            use_cpu=use_cpu,
+            seed=settings.seed,
+            data_seed=settings.seed,
+            save_strategy="no",
+            logging_steps=settings.logging_steps,
+            report_to="none",
+            disable_tqdm=not progress,
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+        )
+        trainer = Trainer(model=net, args=args, train_dataset=train, data_collator=_Collator(tokenizer.pad_token_id),
+                          processing_class=tokenizer)
+        result = trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    net.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    record = {
+        "base_model": spec.key(),
+        "template": TEMPLATE_VERSION,
+        "settings": asdict(settings),
+        "train_rows": len(rows),
+        "data_fingerprint": getattr(ds, "_fingerprint", None),
+        "train_loss": result.training_loss,
+        "logged_losses": losses,
+    }
+    (tmp / MARKER).write_text(json.dumps(record, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    logger.info("pre-experienced model (%d rows, %d steps, loss %.4f) saved to %s", len(rows), settings.steps,
+                result.training_loss, out)
+    return str(out)
+
+
+def seeded_subset(n: int, rows: int, seed: int) -> list[int]:
+    """`min(rows, n)` distinct row indices drawn with a seeded generator, in increasing order."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    return sorted(rng.choice(n, size=min(rows, n), replace=False).tolist())
+
+
+def _tokenised(ds, tokenizer, settings: PreexperienceSettings):
+    from datasets import Dataset
+
+    enc = encode_qa_batch(tokenizer, ds["question"], ds["answer"], settings.max_length)
+    keep = [i for i, a in enumerate(enc.answer_ids) if a]  # an empty answer has no token to learn from
+    if not keep:
+        raise OpenMathMixError("preexperience: every sampled row has an empty answer")
+    ids = [enc.prompt_ids[i] + enc.answer_ids[i] for i in keep]
+    labels = [([-100] * len(enc.prompt_ids[i]) if settings.answer_only_loss else enc.prompt_ids[i])
+              + enc.answer_ids[i] for i in keep]
+    return Dataset.from_dict({"input_ids": ids, "labels": labels})
+
+
+class _Collator:
+    """Right-pads `input_ids` (pad id) and `labels` (-100) and builds the attention mask."""
+
+    def __init__(self, pad_id: int | None):
+        self.pad_id = pad_id if pad_id is not None else 0
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        from .embed import right_pad
+
+        ids, mask = right_pad([f["input_ids"] for f in features], self.pad_id)
+        labels, _ = right_pad([f["labels"] for f in features], -100)
+        return {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels),
+                "attention_mask": torch.from_numpy(mask)}

