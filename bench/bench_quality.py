@@ -11,7 +11,7 @@ of the test file (after those n1 when both are the same file) are the test sampl
 prompt sample by prompt sample (the machine is shared, so both see the same load), after one untimed warm-up of each;
 the ratio is total plain time / total ours time.
 
-    .venv/bin/python bench/bench_quality.py                          # SmolLM2, bf16, CPU, 8 x 16 GSM8K pairs
+    .venv/bin/python bench/bench_quality.py                          # SmolLM2, auto dtype, CPU, 8 x 16 GSM8K pairs
     .venv/bin/python bench/bench_quality.py --dtype float32          # exactness check in fp32
     .venv/bin/python bench/bench_quality.py --device cuda --random-config deepseek-math-7b --n1 16 --n2 100
 
@@ -53,7 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--random-config", choices=sorted(RANDOM_CONFIGS), default=None,
                    help="random weights with these shapes instead of --model (tokenizer still from --model)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32", "float16"))
+    p.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float32", "float16"),
+                   help="auto: bf16 on GPUs and on CPUs with native bf16 (AMX, AVX512-BF16), else fp32")
     p.add_argument("--n1", type=int, default=8, help="prompt samples (default 8)")
     p.add_argument("--n2", type=int, default=16, help="test samples (default 16)")
     p.add_argument("--prompts", choices=sorted(FILES), default="gsm8k", help="file of the prompt samples")
@@ -88,7 +89,10 @@ def build_model(args):
 
     from openmathmix.models import load_model, load_tokenizer, resolve
 
-    dtype = getattr(torch, args.dtype)
+    from openmathmix.models import pick_dtype
+
+    dtype = pick_dtype(args.device, args.dtype)
+    args.dtype = str(dtype).removeprefix("torch.")
     spec = resolve(args.model)
     if not args.random_config:
         model, tok = load_model(spec, head="causal_lm", device=args.device, dtype=args.dtype)

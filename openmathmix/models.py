@@ -115,8 +115,30 @@ def _converted_folder(folder: Path, gguf_file: str) -> Path:
     return out
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (x86 AMX or AVX512-BF16, Arm BF16).
+
+    Without it torch emulates bf16 and a 135M model runs several times slower than in fp32 (measured on a 2-core AMD
+    EPYC with AVX2 only); with it bf16 is about 3-5x faster than fp32 (2-core Xeon with AMX).
+    OPENMATHMIX_CPU_BF16=1/0 overrides the detection.
+    """
+    forced = os.environ.get("OPENMATHMIX_CPU_BF16")
+    if forced is not None:
+        return forced.strip().lower() not in ("0", "false", "no", "")
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:  # not Linux: stay on the safe side
+        return False
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})
+
+
 def pick_dtype(device: str, dtype: str = "auto"):
-    """"auto": bf16 on GPUs that support it and on CPUs (about 5x faster than fp32 for SmolLM2 here), else fp32."""
+    """"auto": bf16 on GPUs that support it (fp16 on older ones); on the CPU bf16 only where the hardware has it."""
     import torch
 
     if dtype != "auto":
@@ -127,7 +149,7 @@ def pick_dtype(device: str, dtype: str = "auto"):
             raise ModelError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def load_tokenizer(spec: ModelSpec):

@@ -50,7 +50,7 @@ class BuildConfig:
     max_tokens: int = 256  # tokens kept per test sample and per in-context example in the QS stage (paper: 1,024)
     token_budget: int = 8192  # padded tokens per embedding forward batch (bench/bench_embed.py)
     project_dim: int | None = None  # store a seeded random projection of the embeddings (e.g. 256 for 7B models)
-    dtype: str = "auto"  # model dtype: auto (bf16 on CPU and capable GPUs), float32, bfloat16, float16
+    dtype: str = "auto"  # model dtype: auto (bf16 where the GPU or CPU has it natively, else fp32), float32, bfloat16, float16
     fixtures: bool = False  # read each source's bundled fixture files when no data files are given (the demo)
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 import torch
@@ -51,3 +52,20 @@ def test_missing_local_model_is_a_model_error(tmp_path):
     spec = models.resolve(str(tmp_path))  # an empty folder: no config.json
     with pytest.raises(ModelError, match="could not load"):
         models.load_model(spec, "backbone", "cpu", "float32")
+
+
+def test_auto_dtype_on_cpu_follows_native_bf16(monkeypatch):
+    """"auto" picks bf16 on the CPU only where the hardware multiplies bf16 (emulated bf16 is several times slower)."""
+    import torch
+
+    monkeypatch.setenv("OPENMATHMIX_CPU_BF16", "1")
+    assert models.cpu_has_native_bf16() and models.pick_dtype("cpu") == torch.bfloat16
+    monkeypatch.setenv("OPENMATHMIX_CPU_BF16", "0")
+    assert not models.cpu_has_native_bf16() and models.pick_dtype("cpu") == torch.float32
+    assert models.pick_dtype("cpu", "bfloat16") == torch.bfloat16  # an explicit dtype is kept
+    monkeypatch.delenv("OPENMATHMIX_CPU_BF16")
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    native = any(f in flags.split() for f in ("amx_bf16", "avx512_bf16", "bf16"))
+    assert models.cpu_has_native_bf16() == native
+    with pytest.raises(ModelError, match="unknown dtype 'int8'"):
+        models.pick_dtype("cpu", "int8")

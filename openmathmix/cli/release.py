@@ -54,7 +54,7 @@ def _add_build(sub) -> None:
                    help="light: MLP on the embeddings (CPU); classifier: fine-tuned LM (the paper's)")
     p.add_argument("--test-source", default=None, help="source whose rows form the test pool Dt")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default=None,
-                   help="model dtype (default auto: bf16 on CPUs and capable GPUs)")
+                   help="model dtype (default auto: bf16 on capable GPUs and CPUs, else fp32)")
     p.add_argument("--repo-id", default=None, metavar="ORG/NAME",
                    help="Hub repository the card's usage examples name (the release is not uploaded)")
     p.add_argument("--keep-embedding", action="store_true", help="also write the embedding column")

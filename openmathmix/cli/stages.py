@@ -43,7 +43,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: every visible GPU, else the CPU)")
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                        help="model dtype; auto = bfloat16 on CPUs and bf16-capable GPUs (default: auto)")
+                        help="model dtype; auto = bf16 on bf16-capable GPUs and CPUs (AMX, AVX512-BF16), else fp32 (default: auto)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads for torch (default: torch's choice, one per core). On a CPU other jobs "
                              "keep busy, use fewer: oversubscribed OpenMP threads can be several times slower")

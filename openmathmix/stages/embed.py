@@ -48,7 +48,7 @@ class EmbedStage(Stage):
     """Adds `embedding` (float32 list) to rows with `question` and `answer`.
 
     model / revision: a Hub id, a local folder (e.g. a pre-experienced model) or the embedded default.
-    dtype: "auto" (bf16 on CPUs and capable GPUs), "float32", "bfloat16", "float16".
+    dtype: "auto" (bf16 on GPUs and CPUs with native bf16, else fp32), "float32", "bfloat16", "float16".
     token_budget: padded tokens per forward batch (rows x longest row); default `default_token_budget(device)`.
     max_length: tokens kept per row (default: the model's position limit); longer rows are cut and counted.
     project_dim / project_seed: store a seeded Gaussian random projection to `project_dim` dimensions instead of
