@@ -46,7 +46,8 @@ def tiny_lm(tiny_model_dir):
 @pytest.mark.parametrize("slice_hidden", [True, False], ids=["hidden-slice", "logits_to_keep"])
 def test_prefix_reuse_equals_plain_forward(tiny_lm, qa_rows, slice_hidden):
     model, tok = tiny_lm
-    scorer = AnswerLogProbs(model, pad_id=tok.pad_token_id, chunk_rows=3, chunk_tokens=64, logit_rows=7)
+    scorer = AnswerLogProbs(model, pad_id=tok.pad_token_id, chunk_rows=3, chunk_tokens=64, logit_rows=7,
+                            max_padding=0.9)
     assert scorer.slice_hidden  # a Llama: LM head on sliced hidden states reproduces the model's logits
     scorer.slice_hidden = slice_hidden
     tests = encode_tests(tok, qa_rows["question"][:9], qa_rows["answer"][:9])
@@ -60,6 +61,25 @@ def test_prefix_reuse_equals_plain_forward(tiny_lm, qa_rows, slice_hidden):
         plain = np.array([scorer.plain(prefix, p, a) for p, a in tests])
         assert np.all(np.isfinite(fast))
         np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-4)
+
+
+def test_prepare_caps_padding_and_keeps_every_test_once(tiny_lm):
+    model, _ = tiny_lm
+    lengths = [40, 39, 38, 30, 29, 12, 11, 10, 10, 3]
+    tests = [([1] * (n - 1), [2]) for n in lengths]
+    for cap in (0.0, 0.05, 0.3):
+        prepared = AnswerLogProbs(model, pad_id=0, chunk_rows=4, chunk_tokens=1000, max_padding=cap).prepare(tests)
+        rows = sorted(int(r) for c in prepared for r in c.rows)
+        assert rows == list(range(len(tests)))
+        for c in prepared:
+            padded = c.input_ids.numel()
+            assert padded - int(c.valid.sum()) <= cap * padded
+    # 5%: 40+39+38 pads 3 of 120; +30 would pad 13 of 160; 12+11 pads 1 of 24, +10 would pad 3 of 36; 10+10; 3
+    shapes = [tuple(c.input_ids.shape) for c in AnswerLogProbs(model, pad_id=0, chunk_rows=4, chunk_tokens=1000,
+                                                               max_padding=0.05).prepare(tests)]
+    assert shapes == [(3, 40), (2, 30), (2, 12), (2, 10), (1, 3)]
+    with pytest.raises(OpenMathMixError, match="max_padding must be in"):
+        AnswerLogProbs(model, pad_id=0, max_padding=1.0)
 
 
 def test_prepare_rejects_empty_answers(tiny_lm):

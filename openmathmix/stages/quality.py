@@ -63,8 +63,9 @@ tokenised and its zero-shot scores) both run through :func:`~openmathmix.stages.
 scores are cached, finished shards of prompt samples are kept, and an interrupted run resumes at the first missing
 shard. Models load only inside the stages (the caller never touches CUDA, so forked multi-GPU workers stay safe).
 
-Speed (bench/bench_quality.py, SmolLM2 bf16 on 2 CPU cores, 8 x 16 GSM8K pairs): ~8.8 pairs/s, 1.9-2.0x the plain
-per-pair forward; float32 results agree with the plain forward to ~2e-6.
+Speed (bench/bench_quality.py, SmolLM2, 8 x 16 GSM8K pairs, 2 CPU cores): ~8.8 pairs/s and 1.9-2.0x the plain
+per-pair forward in bf16 on a Xeon with AMX; 1.1 pairs/s and 1.65x in fp32 on an AVX2-only EPYC. float32 results
+agree with the plain forward to ~1e-6 (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -402,8 +403,9 @@ def make_scorer(model, tokenizer, device: str, chunk_rows: int | None = None,
                 chunk_tokens: int | None = None) -> AnswerLogProbs:
     """:class:`AnswerLogProbs` with per-device packing defaults (None = default).
 
-    CPU (2 cores, SmolLM2, bench/bench_quality.py): 8 rows / 2,048 suffix tokens per forward and 128-position
-    logit blocks; bigger chunks ran slower there (large fresh buffers page-fault). GPU: <= 32 rows per chunk
+    CPU (2 cores, SmolLM2, bench/bench_quality.py): 8 rows / 2,048 suffix tokens per forward, at most 5% padding,
+    and 128-position logit blocks; bigger chunks ran slower there (padding is lost work, large fresh buffers
+    page-fault; with 5% padding the ratio to the plain forward went from 1.41 to 1.65 on an AVX2-only EPYC). GPU: <= 32 rows per chunk
     (performance notes §1: 32 rows x 1,000 tokens of a 7B MHA model's KV is ~16 GB) and 4,096-position blocks.
     """
     gpu = str(device).startswith("cuda")
