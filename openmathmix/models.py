@@ -137,6 +137,15 @@ def cpu_has_native_bf16() -> bool:
     return bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})
 
 
+def dtype_key(dtype: str) -> str:
+    """What a stage's cache key records for ``dtype``: an explicit dtype as is; "auto" with what it means on this
+    machine's CPU, so a cache shared by a bf16-capable and an fp32-only machine never mixes their outputs. (On GPUs
+    "auto" is bf16 wherever the card supports it.)"""
+    if dtype != "auto":
+        return dtype
+    return "auto/cpu-bf16" if cpu_has_native_bf16() else "auto/cpu-fp32"
+
+
 def pick_dtype(device: str, dtype: str = "auto"):
     """"auto": bf16 on GPUs that support it (fp16 on older ones); on the CPU bf16 only where the hardware has it."""
     import torch

@@ -69,3 +69,15 @@ def test_auto_dtype_on_cpu_follows_native_bf16(monkeypatch):
     assert models.cpu_has_native_bf16() == native
     with pytest.raises(ModelError, match="unknown dtype 'int8'"):
         models.pick_dtype("cpu", "int8")
+
+
+def test_cache_key_of_auto_dtype_names_the_cpu_kind(monkeypatch):
+    """A stage cache shared by a bf16-capable and an fp32-only machine must not mix their outputs."""
+    from openmathmix.stages.embed import EmbedStage
+
+    monkeypatch.setenv("OPENMATHMIX_CPU_BF16", "1")
+    with_bf16 = EmbedStage(dtype="auto").config()["dtype"]
+    monkeypatch.setenv("OPENMATHMIX_CPU_BF16", "0")
+    without = EmbedStage(dtype="auto").config()["dtype"]
+    assert (with_bf16, without) == ("auto/cpu-bf16", "auto/cpu-fp32")
+    assert EmbedStage(dtype="float32").config()["dtype"] == "float32"

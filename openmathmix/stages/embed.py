@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OpenMathMixError, SchemaError
-from ..models import ModelSpec, load_model, pick_dtype, resolve
+from ..models import ModelSpec, dtype_key, load_model, pick_dtype, resolve
 from ..schema import EMBEDDING
 from ..text import TEMPLATE_VERSION, encode_qa_batch
 from .base import Stage
@@ -82,7 +82,7 @@ class EmbedStage(Stage):
     def config(self) -> dict[str, Any]:
         return {
             **self.spec.key(),
-            "dtype": self.dtype,  # "auto" resolves per device; the cache key keeps what was asked for
+            "dtype": dtype_key(self.dtype),  # "auto" also records whether this CPU has bf16
             "max_length": self.max_length,
             "template": TEMPLATE_VERSION,
             "pooling": "mean-last-hidden-fp32",

@@ -83,6 +83,7 @@ import numpy as np
 from datasets import Dataset, Features, Sequence as SequenceFeature, Value
 
 from ..errors import MissingColumnsError, OpenMathMixError
+from ..models import dtype_key
 from ..schema import EMBEDDING, QS
 from .base import Stage, available_devices, run_stage
 
@@ -460,7 +461,7 @@ class ZeroShotStage(_CausalLMStage):
         self.max_test_tokens = int(max_test_tokens)
 
     def config(self) -> dict[str, Any]:
-        return {"model": self.model_spec.key(), "dtype": self.dtype, "max_test_tokens": self.max_test_tokens,
+        return {"model": self.model_spec.key(), "dtype": dtype_key(self.dtype), "max_test_tokens": self.max_test_tokens,
                 "template": _template_key()}
 
     def process_batch(self, batch: dict[str, list], device: str) -> dict[str, list]:
@@ -507,7 +508,7 @@ class OneShotStage(_CausalLMStage):
 
     def config(self) -> dict[str, Any]:
         return {
-            "model": self.model_spec.key(), "dtype": self.dtype, "tests": self.test_key,
+            "model": self.model_spec.key(), "dtype": dtype_key(self.dtype), "tests": self.test_key,
             "zero_shot": _digest(json.dumps([round(z, 6) for z in self.zero_shot])),
             "max_example_tokens": self.max_example_tokens, "template": _template_key(),
         }

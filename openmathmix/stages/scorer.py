@@ -56,6 +56,7 @@ import numpy as np
 from datasets import Dataset, Features, Value
 
 from ..errors import MissingColumnsError, ModelError, OpenMathMixError
+from ..models import dtype_key
 from ..schema import EMBEDDING, QS, QUALITY_SCORE
 from .base import Stage, run_stage
 
@@ -532,7 +533,7 @@ class ScoreStage(Stage):
         self._loaded: dict[str, _LoadedScorer] = {}
 
     def config(self) -> dict[str, Any]:
-        return {"scorers": {t: _scorer_key(p) for t, p in sorted(self.scorers.items())}, "dtype": self.dtype}
+        return {"scorers": {t: _scorer_key(p) for t, p in sorted(self.scorers.items())}, "dtype": dtype_key(self.dtype)}
 
     def __getstate__(self):
         state = self.__dict__.copy()
