@@ -20,19 +20,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from random_models import RANDOM_CONFIGS, random_causal_lm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 DATA = REPO.parent / "shared" / "realdata" / "gsm8k_screl" / "train_use.jsonl"
 
-# Llama-shaped random models for GPU runs: (hidden, layers, heads, kv heads, ffn, vocab)
-RANDOM_CONFIGS = {
-    "llama-1b": (2048, 16, 32, 8, 8192, 128256),  # Llama-3.2-1B shapes
-    "llama-3b": (3072, 28, 24, 8, 8192, 128256),  # Llama-3.2-3B shapes
-    "llama-7b": (4096, 32, 32, 32, 11008, 32000),  # Llama-2-7B shapes
-    "deepseek-math-7b": (4096, 30, 32, 32, 11008, 102400),  # the paper's base model shapes
-}
 
 
 def parse_args(argv=None):
@@ -66,8 +60,7 @@ def load_rows(path: str, n: int) -> tuple[list[str], list[str]]:
 
 def build_models(args):
     """(causal LM, tokenizer): the naive path runs the causal LM, ours its headless `.model` (same weights)."""
-    import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM
 
     from openmathmix.models import load_tokenizer, pick_dtype, resolve
 
@@ -75,13 +68,7 @@ def build_models(args):
     tok = load_tokenizer(spec)
     dtype = pick_dtype(args.device, args.dtype)
     if args.random_config:
-        hidden, layers, heads, kv, ffn, vocab = RANDOM_CONFIGS[args.random_config]
-        config = LlamaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                             num_key_value_heads=kv, intermediate_size=ffn, vocab_size=max(vocab, len(tok)),
-                             max_position_embeddings=4096, pad_token_id=tok.pad_token_id)
-        torch.manual_seed(0)
-        with torch.device(args.device):
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        model = random_causal_lm(args.random_config, tok, dtype, args.device)
         name = f"random {args.random_config}"
     else:
         model = AutoModelForCausalLM.from_pretrained(spec.path, revision=spec.revision, gguf_file=spec.gguf_file,

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from random_models import RANDOM_CONFIGS, random_causal_lm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,13 +38,6 @@ REALDATA = REPO.parent / "shared" / "realdata"
 FILES = {  # name -> (path, question key, answer key)
     "gsm8k": (REALDATA / "gsm8k_screl" / "train_use.jsonl", "query", "response"),
     "math": (REALDATA / "math_hendrycks_test" / "test.jsonl", "problem", "solution"),
-}
-
-# Llama-shaped random models for GPU runs: (hidden, layers, heads, kv heads, ffn, vocab)
-RANDOM_CONFIGS = {
-    "llama-1b": (2048, 16, 32, 8, 8192, 128256),  # Llama-3.2-1B shapes
-    "llama-3b": (3072, 28, 24, 8, 8192, 128256),  # Llama-3.2-3B shapes
-    "deepseek-math-7b": (4096, 30, 32, 32, 11008, 102400),  # the paper's base model shapes (MHA)
 }
 
 
@@ -85,11 +79,7 @@ def read_rows(name: str, skip: int, n: int) -> list[tuple[str, str]]:
 
 
 def build_model(args):
-    import torch
-
-    from openmathmix.models import load_model, load_tokenizer, resolve
-
-    from openmathmix.models import pick_dtype
+    from openmathmix.models import load_model, load_tokenizer, pick_dtype, resolve
 
     dtype = pick_dtype(args.device, args.dtype)
     args.dtype = str(dtype).removeprefix("torch.")
@@ -97,17 +87,8 @@ def build_model(args):
     if not args.random_config:
         model, tok = load_model(spec, head="causal_lm", device=args.device, dtype=args.dtype)
         return model, tok, spec.name
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     tok = load_tokenizer(spec)
-    hidden, layers, heads, kv, ffn, vocab = RANDOM_CONFIGS[args.random_config]
-    config = LlamaConfig(vocab_size=max(vocab, len(tok)), hidden_size=hidden, intermediate_size=ffn,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv,
-                         max_position_embeddings=8192, tie_word_embeddings=False, pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    with torch.device(args.device):
-        model = LlamaForCausalLM(config).to(dtype).eval()
-    return model, tok, f"random {args.random_config}"
+    return random_causal_lm(args.random_config, tok, dtype, args.device), tok, f"random {args.random_config}"
 
 
 def flop_count(model, p_len, t_len, a_len) -> tuple[float, int]:
