@@ -46,6 +46,10 @@ class ModelError(OpenMathMixError):
     """A model could not be loaded or run."""
 
 
+class OutputError(OpenMathMixError, ValueError):
+    """An output folder that must not be written or replaced (an input, the home folder, a folder not ours...)."""
+
+
 class PublishError(OpenMathMixError):
     """A release could not be written or pushed."""
 
