@@ -11,7 +11,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from test_release import make_mixture, write  # tests/ is on sys.path (pytest rootdir import mode)
 
 from openmathmix.errors import PublishError
-from openmathmix.publish import plan_upload, publish
+from openmathmix.release.publish import plan_upload, publish
 from openmathmix.release import release_files
 
 FAKE_TOKEN = "hf_" + "QwErTyUiOpAsDfGhJkLzXcVbNmQwErTyUi"  # 34 letters

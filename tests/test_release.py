@@ -10,7 +10,7 @@ import pytest
 from datasets import Dataset, load_dataset
 from huggingface_hub import DatasetCard
 
-from openmathmix.card import SourceInfo, is_non_commercial, license_fields, size_category
+from openmathmix.release.card import SourceInfo, is_non_commercial, license_fields, size_category
 from openmathmix.errors import MissingColumnsError, PublishError
 from openmathmix.release import release_files, validate_release, write_release
 

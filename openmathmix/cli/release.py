@@ -39,7 +39,7 @@ def _add_publish(sub) -> None:
 
 
 def _run_publish(args) -> int:
-    from ..publish import publish
+    from ..release.publish import publish
 
     publish(args.release_dir, args.repo_id, private=args.private, tag=args.tag, dry_run=args.dry_run,
             large=args.large)

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PublishError
+from ..errors import PublishError
 
 TASK_CATEGORIES = ("text-generation", "question-answering")
 TAGS = ("math", "reasoning", "sft", "data-selection", "qads")
@@ -111,12 +111,12 @@ def source_info(name: str, licenses_seen: Iterable[str] = (), task: str | None =
     seen = tuple(dict.fromkeys(x for x in licenses_seen if x))
     info = SourceInfo(name=name, task=task, licenses=seen, languages=_SOURCE_LANGUAGES.get(name, ("en",)))
     try:
-        from . import sources as registry
+        from .. import sources as registry
     except ModuleNotFoundError as err:
-        if err.name != f"{__package__}.sources":
+        if err.name != "openmathmix.sources":
             raise
         return info
-    from .errors import SourceError
+    from ..errors import SourceError
 
     try:
         src = registry.get_source(name)

@@ -25,8 +25,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import PublishError
-from .release import check_no_secrets, release_files, validate_release
+from ..errors import PublishError
+from .manifest import release_files, validate_release
+from .scan import check_no_secrets
 
 __all__ = ["LARGE_RELEASE_BYTES", "LARGE_RELEASE_FILES", "UploadPlan", "plan_upload", "publish"]
 

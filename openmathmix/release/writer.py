@@ -2,7 +2,7 @@
 
 Layout written by `write_release(mixture, out_dir, ...)`:
 
-    README.md                 dataset card (YAML header with `configs:` and `dataset_info:`, see openmathmix.card)
+    README.md                 dataset card (YAML header with `configs:` and `dataset_info:`, see `release.card`)
     LICENSE.md                per-source licences (the mixture adds none of its own)
     manifest.json             versions, settings, models, row counts per config and source, sha256 of every file
     data/default/train-00000-of-0000N.parquet    the full mixture
@@ -19,46 +19,32 @@ the move, every text file is scanned for Hugging Face tokens (`check_no_secrets`
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import json
 import os
-import platform
 import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import MissingColumnsError, PublishError
-from .schema import COLUMNS, EMBEDDING, QADS_RANK, QUALITY_SCORE
-from .stages.base import progress_bars_off
+from ..compat import selected_bytes
+from ..errors import MissingColumnsError, PublishError
+from ..schema import COLUMNS, EMBEDDING, QADS_RANK, QUALITY_SCORE
+from ..stages.base import progress_bars_off
+from .figures import FIGURES, write_figures
+from .manifest import MANIFEST, README, build_manifest
+from .scan import check_no_secrets
 
-__all__ = [
-    "DEFAULT_MAX_SHARD_SIZE",
-    "MANIFEST",
-    "RELEASE_COLUMNS",
-    "check_no_secrets",
-    "composition_table",
-    "load_manifest",
-    "release_files",
-    "validate_release",
-    "write_release",
-]
+__all__ = ["DEFAULT_MAX_SHARD_SIZE", "RELEASE_COLUMNS", "parse_size", "write_parquet_shards", "write_release"]
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"  # per parquet file, measured on the Arrow data (the same rule as push_to_hub)
-MANIFEST = "manifest.json"
-README = "README.md"
-FORMAT = "openmathmix-release"
-FORMAT_VERSION = 1
 DEFAULT_CONFIG = "default"
 SPLIT = "train"
 RELEASE_COLUMNS = (*COLUMNS[:-1], QUALITY_SCORE, QADS_RANK, COLUMNS[-1])  # id ... answer, scores, license
-LIBRARIES = ("datasets", "huggingface_hub", "pyarrow", "numpy", "torch", "transformers", "matplotlib", "jinja2")
-TOKEN_PATTERN = re.compile(rb"hf_[A-Za-z0-9]{20,}")
-BINARY_SUFFIXES = (".parquet", ".png", ".arrow")
+SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+              "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 COLUMN_DOCS = {
     "id": "stable row id `<source>/<origin>/<row>`, unique across the mixture",
@@ -71,20 +57,6 @@ COLUMN_DOCS = {
     "license": "licence of the row's source",
     EMBEDDING: "mean-pooled last hidden state used for selection",
 }
-
-FIGURES = {
-    "score_histogram": ("Quality scores", "Distribution of `quality_score` in the full mixture and in each subset."),
-    "mean_score_per_source": (
-        "Mean quality score per source",
-        "Mean scorer score of each source over its available rows and over the rows kept in the mixture.",
-    ),
-    "composition": ("Composition", "Rows available per source before selection and rows kept in the mixture."),
-}
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Writing
-# ---------------------------------------------------------------------------------------------------------------------
 
 
 def write_release(
@@ -122,7 +94,7 @@ def write_release(
     """
     from datasets import Dataset
 
-    from . import __version__
+    from .. import __version__
     from .card import ConfigSummary, ReleaseSummary, license_markdown, make_card, source_info
 
     if not isinstance(mixture, Dataset):
@@ -147,7 +119,7 @@ def write_release(
                     name=name,
                     data_dir=data_dir,
                     rows=len(ds),
-                    num_bytes=_arrow_nbytes(ds),
+                    num_bytes=selected_bytes(ds),
                     download_size=sum(p.stat().st_size for p in paths),
                     description=_config_description(name, len(ds), len(mixture)),
                     per_source=_count_by(ds, "source"),
@@ -179,7 +151,7 @@ def write_release(
         )
         make_card(summary).save(tmp / README)
         (tmp / "LICENSE.md").write_text(license_markdown(summary), encoding="utf-8")
-        manifest = _manifest(summary, settings, scorer_report, rows, tmp)
+        manifest = build_manifest(summary, settings, scorer_report, rows, tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n",
                                     encoding="utf-8")
         check_no_secrets(tmp)
@@ -211,7 +183,7 @@ def _resolve_subsets(mixture, subsets: Mapping[str, Any] | None, settings: Mappi
     from datasets import Dataset
 
     if subsets is None:
-        from .select.mixture import DEFAULT_SUBSET_RATIOS, iter_subsets
+        from ..select.mixture import DEFAULT_SUBSET_RATIOS, iter_subsets
 
         return dict(iter_subsets(mixture, settings.get("subset_ratios") or DEFAULT_SUBSET_RATIOS))
     out = {}
@@ -252,12 +224,10 @@ def _check_target(out_dir: Path) -> None:
 
 def write_parquet_shards(ds, folder: Path, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE) -> list[Path]:
     """`ds` as `train-0000i-of-0000N.parquet` files of at most ~`max_shard_size` each (Arrow size, as push_to_hub)."""
-    from datasets.utils.py_utils import convert_file_size_to_int
-
-    limit = convert_file_size_to_int(max_shard_size)
+    limit = parse_size(max_shard_size)
     if limit <= 0:
         raise PublishError(f"max_shard_size must be positive, got {max_shard_size!r}")
-    num_shards = max(1, min(len(ds), int(_arrow_nbytes(ds) / limit) + 1))
+    num_shards = max(1, min(len(ds), int(selected_bytes(ds) / limit) + 1))
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     with progress_bars_off():  # a release has few, quick shards
@@ -266,14 +236,6 @@ def write_parquet_shards(ds, folder: Path, max_shard_size: int | str = DEFAULT_M
             ds.shard(num_shards=num_shards, index=index, contiguous=True).to_parquet(str(path))
             paths.append(path)
     return paths
-
-
-def _arrow_nbytes(ds) -> int:
-    """Arrow bytes of the rows of `ds` (a selection counts its share of the underlying table)."""
-    total = ds.data.nbytes
-    if ds._indices is not None and len(ds.data):
-        return int(total * len(ds) / len(ds.data))
-    return int(total)
 
 
 def _count_by(ds, column: str) -> dict[str, int]:
@@ -356,248 +318,12 @@ def _dtype(feature) -> str:
     return type(feature).__name__
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def write_figures(folder: Path, configs: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[Path]:
-    """The three PNG figures of the card; the same data always gives the same bytes (no date or version stamps)."""
-    from matplotlib.figure import Figure  # object API with the Agg canvas: no pyplot state, no display needed
-
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = []
-    png = {"format": "png", "dpi": 100, "metadata": {"Software": None}}
-
-    fig = Figure(figsize=(7, 4))
-    ax = fig.add_subplot()
-    bins = np.linspace(1, 5, 33)
-    steps = ("#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
-    for i, (name, ds) in enumerate(configs.items()):
-        scores = ds.with_format("numpy", columns=[QUALITY_SCORE])[QUALITY_SCORE] if len(ds) else np.empty(0)
-        if i == 0:
-            ax.hist(scores, bins=bins, color="#4c72b0", alpha=0.6, label=f"{name} ({len(ds):,})")
-        else:
-            ax.hist(scores, bins=bins, histtype="step", linewidth=1.5, color=steps[(i - 1) % len(steps)],
-                    label=f"{name} ({len(ds):,})")
-    ax.set_xlabel("quality score (1-5)")
-    ax.set_ylabel("rows")
-    ax.set_title("Quality scores")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    saved.append(_save(fig, folder / "score_histogram.png", png))
-
-    names = [r["source"] for r in rows]
-    y = np.arange(len(names))
-    height = max(3.0, 0.3 * len(names) + 1.2)
-
-    fig = Figure(figsize=(7, height))
-    ax = fig.add_subplot()
-    avail = [_nan(r.get("mean_quality")) for r in rows]
-    kept = [_nan(r.get("mean_quality_kept")) for r in rows]
-    ax.barh(y - 0.2, avail, height=0.4, color="#bbbbbb", label="available")
-    ax.barh(y + 0.2, kept, height=0.4, color="#4c72b0", label="kept")
-    ax.set_yticks(y, names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(1, 5)
-    ax.set_xlabel("mean quality score")
-    ax.set_title("Mean quality score per source")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    saved.append(_save(fig, folder / "mean_score_per_source.png", png))
-
-    fig = Figure(figsize=(7, height))
-    ax = fig.add_subplot()
-    kept_n = [r.get("kept") or 0 for r in rows]
-    avail_n = [r.get("available") if r.get("available") is not None else k for r, k in zip(rows, kept_n, strict=True)]
-    ax.barh(y, avail_n, height=0.7, color="#bbbbbb", label="available")
-    ax.barh(y, kept_n, height=0.45, color="#4c72b0", label="kept")
-    positive = [v for v in [*avail_n, *kept_n] if v]
-    if positive and max(positive) / min(positive) > 100:
-        ax.set_xscale("log")
-    ax.set_yticks(y, names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("rows")
-    ax.set_title("Composition")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    saved.append(_save(fig, folder / "composition.png", png))
-    return saved
-
-
-def _nan(value) -> float:
-    return float("nan") if value is None else float(value)
-
-
-def _save(fig, path: Path, options: dict) -> Path:
-    fig.savefig(path, **options)
-    return path
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Manifest, secrets, validation
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _manifest(summary, settings, scorer_report, rows, root: Path) -> dict[str, Any]:
-    files = {}
-    for path in release_files(root):
-        rel = path.relative_to(root).as_posix()
-        if rel != MANIFEST:
-            files[rel] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": summary.pretty_name,
-        "version": summary.version,
-        "repo_id": summary.repo_id,
-        "package": {"name": "openmathmix", "version": _version("openmathmix")},
-        "libraries": {"python": platform.python_version(), **{lib: _version(lib) for lib in LIBRARIES}},
-        "settings": settings,
-        "models": settings.get("models"),
-        "scorer": scorer_report,
-        "columns": [c["name"] for c in summary.columns],
-        "embedding_kept": summary.embedding_kept,
-        "sources": [s.name for s in summary.sources],
-        "licenses": {s.name: list(s.licenses) for s in summary.sources},
-        "composition": rows,
-        "configs": {
-            c.name: {
-                "rows": c.rows,
-                "data_dir": c.data_dir,
-                "files": sorted(f for f in files if f.startswith(c.data_dir + "/")),
-                "rows_per_source": c.per_source,
-            }
-            for c in summary.configs
-        },
-        "files": files,
-    }
-
-
-def release_files(root: str | os.PathLike) -> list[Path]:
-    """Every file of a release folder, sorted, skipping hidden ones (`.cache`, editor files)."""
-    root = Path(root)
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-
-
-def _current_token() -> str | None:
-    from huggingface_hub import get_token
-
-    try:
-        return get_token()
-    except (OSError, ValueError):  # an unreadable token file: nothing to compare against
-        return None
-
-
-def check_no_secrets(root: str | os.PathLike, extra: Iterable[str] = ()) -> None:
-    """Raise `PublishError` if a text file under `root` holds an `hf_...` token or the current token's value.
-
-    Binary data files (parquet, png, arrow) are not scanned. The error names the file, never the secret.
-    """
-    secrets = [s.encode() for s in [_current_token(), *extra] if s and len(s) >= 8]
-    root = Path(root)
-    paths = [root] if root.is_file() else release_files(root)
-    for path in paths:
-        if path.suffix.lower() in BINARY_SUFFIXES:
-            continue
-        data = path.read_bytes()
-        if TOKEN_PATTERN.search(data) or any(s in data for s in secrets):
-            raise PublishError(
-                f"{path} contains what looks like a Hugging Face access token; refusing to write or upload it. "
-                "Remove the token from the settings or texts that ended up in this file"
-            )
-
-
-def composition_table(manifest: Mapping[str, Any]) -> str:
-    """The manifest's per-source composition as a markdown table (rows available / kept / per subset)."""
-    subsets = [name for name in manifest.get("configs", {}) if name != DEFAULT_CONFIG]
-    head = ["source", "task", "policy", "available", "kept", "ratio", "mean score", "mean score kept", *subsets]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
-
-    def num(x):
-        return "" if x is None else f"{x:,}"
-
-    def score(x):
-        return "" if x is None else f"{x:.2f}"
-
-    for r in manifest.get("composition", []):
-        cells = [r["source"], r.get("task") or "", r.get("policy") or "", num(r.get("available")), num(r.get("kept")),
-                 "" if r.get("ratio") is None else f"{r['ratio']:.3f}", score(r.get("mean_quality")),
-                 score(r.get("mean_quality_kept")), *(num((r.get("subsets") or {}).get(s)) for s in subsets)]
-        lines.append("| " + " | ".join(cells) + " |")
-    rows = manifest.get("composition", [])
-    total = ["**total**", "", "", num(sum(r.get("available") or 0 for r in rows)),
-             num(sum(r.get("kept") or 0 for r in rows)), "", "", "",
-             *(num(manifest["configs"][s]["rows"]) for s in subsets)]
-    lines.append("| " + " | ".join(total) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def load_manifest(release_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(release_dir) / MANIFEST
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PublishError(
-            f"{release_dir} has no {MANIFEST}: not a release folder written by `openmathmix build`"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise PublishError(f"{path} is not valid JSON ({err}); rebuild the release") from None
-
-
-def validate_release(release_dir: str | os.PathLike, *, check_hashes: bool = False) -> dict[str, Any]:
-    """Check a release folder before publishing; return its manifest.
-
-    Checks: the folder exists; `README.md` parses and has `configs:` whose `data_files` match files; `manifest.json`
-    is present and every file it lists exists with the recorded size (and sha256 with `check_hashes=True`).
-    """
-    from huggingface_hub import DatasetCard
-
-    root = Path(release_dir)
-    if not root.is_dir():
-        raise PublishError(f"release folder {root} does not exist; build one with `openmathmix build --out {root}`")
-    if not (root / README).is_file():
-        raise PublishError(f"{root} has no {README} (the dataset card); rebuild the release")
-    manifest = load_manifest(root)
-    card = DatasetCard.load(root / README)
-    configs = card.data.to_dict().get("configs")
-    if not configs:
-        raise PublishError(f"{root / README} declares no `configs:`; `load_dataset` would not find the data files")
-    for cfg in configs:
-        patterns = cfg.get("data_files") or []
-        for item in patterns if isinstance(patterns, list) else [patterns]:
-            paths = item["path"] if isinstance(item, dict) else item
-            for pattern in [paths] if isinstance(paths, str) else paths:
-                if not list(root.glob(pattern)):
-                    raise PublishError(
-                        f"config {cfg.get('config_name')!r} of {root / README} points at {pattern!r}, "
-                        "which matches no file; rebuild the release"
-                    )
-    for rel, meta in manifest.get("files", {}).items():
-        path = root / rel
-        if not path.is_file():
-            raise PublishError(f"{rel} is listed in {MANIFEST} but missing from {root}; rebuild the release")
-        if path.stat().st_size != meta.get("bytes"):
-            raise PublishError(f"{rel} has {path.stat().st_size} bytes, {MANIFEST} says {meta.get('bytes')}: "
-                               "the file changed after the build; rebuild the release")
-        if check_hashes and sha256_file(path) != meta.get("sha256"):
-            raise PublishError(f"{rel} does not match its sha256 in {MANIFEST}; rebuild the release")
-    return manifest
+def parse_size(size: int | str) -> int:
+    """Bytes of `size`: an int, or a string such as "500MB" (10**6) or "2GiB" (2**30)."""
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(size))
+    unit = match.group(2).upper() if match else None
+    if unit not in SIZE_UNITS:
+        raise PublishError(f"max_shard_size {size!r} is not a size; use bytes or a string such as '500MB'")
+    return int(float(match.group(1)) * SIZE_UNITS[unit])
