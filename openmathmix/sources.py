@@ -53,6 +53,7 @@ __all__ = [
     "discover",
     "fixture_files",
     "get_source",
+    "input_files",
     "list_sources",
     "source_card",
 ]
@@ -298,6 +299,13 @@ def _expand(data_files: Any) -> list[Path]:
     if not out:
         raise DataFileError(f"{data_files}: no data files found (supported: {', '.join(SUFFIXES)})")
     return out
+
+
+def input_files(name: str | Source, data_files: Any) -> list[Path]:
+    """Exactly the files a build of ``name`` from ``data_files`` reads (paths, globs and folders expanded)."""
+    if not isinstance(name, Source):
+        get_source(name)
+    return _expand(data_files)
 
 
 def _origins(paths: list[Path]) -> list[str]:

@@ -242,3 +242,24 @@ def test_cli_errors_exit_2(capsys, tmp_path):
     bad.write_text('{"query": "q", "response": "r"}\n{"query": \n')
     assert main(["sources", "build", "gsm8k_screl", "--data-files", str(bad), "--out", str(tmp_path / "y")]) == 2
     assert f"{bad}, line 2" in capsys.readouterr().err
+
+
+# ---- output folder safety (issue 9): nothing is deleted that should not be ----------------------------------------
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_cli_build_refuses_an_out_that_holds_its_input(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("openmathmix.sources.default_cache_dir", lambda: tmp_path / "cache")
+    proj = tmp_path / "proj"
+    (proj / "raw").mkdir(parents=True)
+    raw = proj / "raw" / "train.jsonl"
+    raw.write_bytes(Path(fixture_files("gsm8k_screl")[0]).read_bytes())
+    before = _tree(proj)
+    rc = main(["sources", "build", "gsm8k_screl", "--data-files", str(raw), "--out", str(proj), "--overwrite"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert str(proj) in err and "contains the input" in err and "another folder" in err
+    assert _tree(proj) == before

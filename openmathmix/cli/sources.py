@@ -4,15 +4,18 @@
   openmathmix sources build NAME --out DIR [--data-files PATH ...] [--limit N] [--overwrite]
 
 Without --data-files a build downloads the source from the Hugging Face Hub; with them it reads local copies of the
-source's published files (paths, globs or folders). The folder is written with ``Dataset.save_to_disk``, plus
-``build_report.json`` (rows in, rows out, rows dropped by reason).
+source's published files (paths, globs or folders, read recursively). The folder is written with
+``Dataset.save_to_disk``, plus ``build_report.json`` (rows in, rows out, rows dropped by reason, files not read).
+
+--out is checked before anything is read (see :mod:`openmathmix.outputs`): it must not be, or hold, an input, the
+home folder or a file-system root, and --overwrite replaces only an earlier output of openmathmix. The new folder is
+written beside it and swapped in only when complete, so a failed build leaves the old one as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from ..errors import SourceError
@@ -34,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="local files, globs or folders in the source's native layout (default: the Hub)")
     build.add_argument("--limit", type=int, default=None, help="read at most N input records")
     build.add_argument("--out", required=True, type=Path, help="output folder (Dataset.save_to_disk)")
-    build.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    build.add_argument("--overwrite", action="store_true",
+                       help="replace an earlier output of openmathmix at --out (never a folder it did not write)")
     build.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     build.set_defaults(func=run_build)
 
@@ -64,18 +68,20 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from ..sources import build_source
+    from ..outputs import check_output, output_folder
+    from ..sources import build_source, get_source, input_files
 
-    out: Path = args.out
-    if args.limit is not None and args.limit < 0:
-        raise SourceError(f"--limit must be >= 0, got {args.limit}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise SourceError(f"--out {out} exists and is not empty; pass --overwrite or choose another folder")
-    ds, report = build_source(args.name, args.data_files, args.limit, progress=args.progress)
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    ds.save_to_disk(str(out))
-    (out / REPORT_JSON).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if args.limit is not None and args.limit < 1:
+        raise SourceError(f"--limit must be >= 1, got {args.limit}")
+    source = get_source(args.name)
+    # Listing the inputs reads no data; --out is validated against them before the build reads anything.
+    inputs = [*args.data_files, *input_files(source, args.data_files)] if args.data_files else []
+    check_output(args.out, inputs=inputs, overwrite=args.overwrite)
+    ds, report = build_source(source, args.data_files, args.limit, progress=args.progress)
+    # Only writing happens inside the block: its OSErrors are about --out (a full disk, say), and leave it as it was.
+    with output_folder(args.out, inputs=inputs, overwrite=args.overwrite) as tmp:
+        ds.save_to_disk(str(tmp))
+        (tmp / REPORT_JSON).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     print(report.summary())
-    print(f"wrote {out}")
+    print(f"wrote {args.out}")
     return 0
