@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import textwrap
 
@@ -10,10 +9,13 @@ import datasets
 import numpy as np
 import pytest
 
+from openmathmix.cli import main
 from openmathmix.errors import MissingColumnsError, PresetError, SelectionError
+from openmathmix.outputs import MARKER
 from openmathmix.schema import QADS_RANK
 from openmathmix.select.kcenter import rank_scope
 from openmathmix.select.mixture import (
+    capped_counts,
     iter_subsets,
     list_presets,
     load_preset,
@@ -56,6 +58,10 @@ def test_preset_from_a_user_file(tmp_path):
     assert preset.name == "mine" and preset.origin == str(path) and preset.init_size == 100
     assert plan(preset, {"cot": 10, "alpaca": 10, "gsm8k_screl": 4}) == {"cot": 5, "alpaca": 3, "gsm8k_screl": 4}
     assert plan(preset, {"cot": 10, "alpaca": 2, "gsm8k_screl": 4})["alpaca"] == 2  # a count is capped at n
+    assert capped_counts(preset, {"cot": 10, "alpaca": 2, "gsm8k_screl": 4}) == {
+        "alpaca": {"requested": 3, "available": 2}
+    }
+    assert capped_counts(preset, {"cot": 10, "alpaca": 3, "gsm8k_screl": 4}) == {}
 
 
 def write(tmp_path, body: str):
@@ -72,7 +78,10 @@ def write(tmp_path, body: str):
             ["unknown key(s) ['subset_ratio']", "subset_ratios:", "bad.yaml"],
         ),
         ("sources: {cot: all, gsm8k: all}\n", ["unknown source(s) ['gsm8k']", "gsm8k_screl", "bad.yaml"]),
-        ("sources: {cot: {policy: random}}\n", ["unknown policy 'random'", "['all', 'qads']", "bad.yaml"]),
+        ("sources: {cot: {policy: random}}\n", ["unknown policy 'random'", "['all', 'select']", "bad.yaml"]),
+        ("sources: {cot: all}\nstrategy: best\n", ["'strategy' must be one of", "'length'", "'best'"]),
+        ("sources: {cot: all}\ninclude: [1]\n", ["'include' must be a file name"]),
+        ("include: nowhere.yaml\nsources: {cot: all}\n", ["nowhere.yaml does not exist"]),
         ("sources: {cot: {policy: qads}}\n", ["exactly one of 'rule', 'ratio', 'count'"]),
         ("sources: {cot: {policy: qads, rule: eq5, ratio: 0.2}}\n", ["exactly one of"]),
         ("sources: {cot: {policy: qads, rule: median}}\n", ["unknown rule 'median'", "mean_quality"]),
@@ -125,12 +134,13 @@ GENERAL = {"alpaca", "baize", "cot", "evol_instruct_v2", "flan_v2", "oasst1", "s
 def make_dataset(sources, seed=0, d=8, extra=()):
     """Rows of every source (6-12 each, like the demo fixtures), shuffled together, plus unlisted extra sources."""
     rng = np.random.default_rng(seed)
-    rows = {"id": [], "source": [], "task": [], "embedding": [], "quality_score": []}
+    rows = {"id": [], "source": [], "task": [], "answer": [], "embedding": [], "quality_score": []}
     for name in [*sources, *extra]:
         for i in range(int(rng.integers(6, 13))):
             rows["id"].append(f"{name}/train/{i}")
             rows["source"].append(name)
             rows["task"].append("general" if name in GENERAL else "reasoning")
+            rows["answer"].append("x" * int(rng.integers(1, 40)))
             rows["embedding"].append(rng.standard_normal(d).astype(np.float32).tolist())
             rows["quality_score"].append(float(rng.uniform(1, 5)))
     return datasets.Dataset.from_dict(rows).shuffle(seed=seed)
@@ -261,34 +271,174 @@ def test_missing_columns_and_ragged_embeddings():
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# CLI
+# Strict YAML and include
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def run_cli(argv):
-    from openmathmix.cli import select as select_cli
+def test_a_key_given_twice_is_an_error_naming_file_key_and_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("seed: 1\nsources:\n  cot: all\n  alpaca: all\n  cot: {policy: select, ratio: 0.5}\n")
+    with pytest.raises(PresetError) as err:
+        load_preset(path)
+    assert str(path) in str(err.value) and "'cot' is given twice (lines 3 and 5)" in str(err.value)
+    path.write_text("seed: 1\nsources: {cot: all}\nseed: 2\n")
+    with pytest.raises(PresetError, match="'seed' is given twice \\(lines 1 and 3\\)"):
+        load_preset(path)
 
-    parser = argparse.ArgumentParser(prog="openmathmix")
-    select_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+
+def test_include_merges_mappings_and_the_including_file_wins(tmp_path):
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "base.yaml").write_text(
+        "name: not-inherited\nseed: 7\ninit_size: 3\nsources:\n  cot: all\n  alpaca: {policy: select, ratio: 0.5}\n"
+    )
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        "include: parts/base.yaml\nstrategy: random\ninit_size: 5\n"
+        "sources:\n  alpaca: all\n  gsm8k_screl: all\n"
+    )
+    preset = load_preset(mine)
+    assert preset.name == "mine" and preset.seed == 7 and preset.init_size == 5 and preset.strategy == "random"
+    assert preset.source_names == ("cot", "alpaca", "gsm8k_screl")  # an included source keeps its position
+    assert preset.policy("alpaca").policy == "all"
+    # a packaged fragment by name, from a user file anywhere
+    user = tmp_path / "base_user.yaml"
+    user.write_text("include: _sbase\neq5: {upp: 30000}\n")
+    assert load_preset(user).sources == load_preset("sbase_69k").sources
+    assert load_preset(user).eq5 == load_preset("sbase_69k").eq5
 
 
-def test_cli_select_writes_mixture_and_report(tmp_path, capsys):
+def test_include_cycles_and_fragments(tmp_path):
+    (tmp_path / "a.yaml").write_text("include: b.yaml\nsources: {cot: all}\n")
+    (tmp_path / "b.yaml").write_text("include: a.yaml\n")
+    with pytest.raises(PresetError, match="include cycle .*a.yaml -> .*b.yaml -> .*a.yaml"):
+        load_preset(tmp_path / "a.yaml")
+    assert "_sbase" not in list_presets()
+    with pytest.raises(PresetError, match="exactly the keys \\['low', 'upp'\\]"):  # a fragment lacks eq5.upp
+        load_preset("_sbase")
+
+
+def test_packaged_presets_state_only_what_differs_from_the_defaults():
+    """No packaged preset repeats a key whose value is the default (shared keys live in Preset or a fragment)."""
+    import importlib.resources
+
+    import yaml
+
+    defaults = {"scope": "source", "seed": 0, "init_size": 100, "subset_ratios": [0.1, 0.4, 0.7],
+                "embedding_column": "embedding", "quality_column": "quality_score", "dtype": "float32",
+                "rank_all": "strategy", "qs_max": 5, "strategy": "qads"}
+    root = importlib.resources.files("openmathmix.presets")
+    for f in root.iterdir():
+        if f.name.endswith(".yaml"):
+            data = yaml.safe_load(f.read_text())
+            repeated = {k for k in defaults if data.get(k) == defaults[k]}
+            assert not repeated, f"{f.name} repeats default key(s) {repeated}"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# CLI (through openmathmix.cli.main: exit codes and messages, no tracebacks)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def snapshot(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def demo_input(tmp_path):
     preset = load_preset("demo")
     make_dataset(preset.source_names, seed=5).save_to_disk(str(tmp_path / "in"))
+    return tmp_path / "in"
+
+
+def test_cli_select_writes_mixture_and_report(tmp_path, capsys, demo_input):
     out = tmp_path / "out"
-    argv = ["select", "--preset", "demo", "--in", str(tmp_path / "in"), "--out", str(out)]
-    assert run_cli([*argv, "--device", "cpu"]) == 0
+    argv = ["select", "--preset", "demo", "--in", str(demo_input), "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "| source |" in printed and "wrote" in printed
+    assert "| source |" in printed and "wrote" in printed and "(strategy qads)" in printed
     mixture = datasets.load_from_disk(str(out))
     report = json.loads((out / "composition.json").read_text())
     assert len(mixture) == report["total"]["kept"] and QADS_RANK in mixture.column_names
-    assert (out / "composition.md").read_text().startswith("# Composition of `demo`")
+    assert report["strategy"] == "qads" and report["rank_column"] == QADS_RANK and report["capped"] == {}
+    assert (out / "composition.md").read_text().startswith("# Composition of `demo` (qads)")
+    assert (out / MARKER).is_file()
     for name, counts in report["subsets"].items():
         ratio = int(name.split("_")[1]) / 100
         assert subset_mask(mixture, ratio).sum() == sum(counts.values())
-    with pytest.raises(SelectionError, match="not empty"):
-        run_cli(argv)
-    assert run_cli([*argv, "--overwrite", "--dtype", "bf16"]) == 0
+    before = snapshot(out)
+    assert main(argv) == 2  # an earlier output is not replaced without --overwrite
+    assert "holds an earlier output; pass --overwrite" in capsys.readouterr().err
+    assert snapshot(out) == before
+    assert main([*argv, "--overwrite", "--strategy", "length"]) == 0
+    again = json.loads((out / "composition.json").read_text())
+    assert again["strategy"] == "length" and again["settings"]["strategy"] == "length"
+    by_length = datasets.load_from_disk(str(out))
+    src, rank = np.array(by_length["source"]), np.array(by_length[QADS_RANK])
+    size = np.array([len(a) for a in by_length["answer"]])
+    for name in set(src):  # longest answer first within each source
+        assert (np.diff(size[src == name][np.argsort(rank[src == name])]) <= 0).all()
+
+
+def test_cli_select_overwrite_with_a_broken_preset_keeps_the_old_output(tmp_path, capsys, demo_input):
+    out = tmp_path / "out"
+    assert main(["select", "--preset", "demo", "--in", str(demo_input), "--out", str(out), "--device", "cpu"]) == 0
+    before = snapshot(out)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("sources: {cot: all\n")
+    capsys.readouterr()
+    code = main(["select", "--preset", str(broken), "--in", str(demo_input), "--out", str(out), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not valid YAML" in err and str(broken) in err and "Traceback" not in err
+    assert snapshot(out) == before
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no temporary folder left behind
+
+
+def test_cli_select_refuses_an_out_that_holds_the_input(tmp_path, capsys):
+    project = tmp_path / "proj"
+    inp = project / "scored"
+    make_dataset(["cot"], seed=2).save_to_disk(str(inp))
+    before = snapshot(project)
+    preset = tmp_path / "p.yaml"
+    preset.write_text("init_size: 2\nsources: {cot: all}\n")
+    code = main(["select", "--preset", str(preset), "--in", str(inp), "--out", str(project), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--out {project} contains the input {inp}" in err
+    assert snapshot(project) == before
+    code = main(["select", "--preset", str(preset), "--in", str(inp), "--out", str(inp), "--overwrite"])
+    assert code == 2 and f"--out {inp} is the input" in capsys.readouterr().err
+    assert snapshot(project) == before
+
+
+def test_cli_select_refuses_a_folder_it_did_not_write(tmp_path, capsys, demo_input):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    code = main(["select", "--preset", "demo", "--in", str(demo_input), "--out", str(out), "--overwrite"])
+    assert code == 2 and "did not write" in capsys.readouterr().err
+    assert snapshot(out) == {"notes.txt": b"keep me"}
+
+
+def test_cli_select_duplicate_source_and_capped_count(tmp_path, capsys):
+    inp = tmp_path / "in"
+    ds = make_dataset(["cot", "alpaca"], seed=8)
+    ds.save_to_disk(str(inp))
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("init_size: 2\nsources:\n  cot: all\n  alpaca: all\n  cot: {policy: select, count: 2}\n")
+    out = tmp_path / "out"
+    code = main(["select", "--preset", str(twice), "--in", str(inp), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{twice}: key 'cot' is given twice (lines 3 and 5)" in err and "Traceback" not in err
+    assert not out.exists()
+
+    n_alpaca = ds["source"].count("alpaca")
+    capped = tmp_path / "capped.yaml"
+    capped.write_text(f"init_size: 2\nsources:\n  cot: all\n  alpaca: {{policy: select, count: {n_alpaca + 5}}}\n")
+    assert main(["select", "--preset", str(capped), "--in", str(inp), "--out", str(out), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    message = f"source 'alpaca': count {n_alpaca + 5:,} exceeds its {n_alpaca:,} rows; all {n_alpaca:,} are kept"
+    assert message in captured.err and "warning" in captured.err
+    report = json.loads((out / "composition.json").read_text())
+    assert report["capped"] == {"alpaca": {"requested": n_alpaca + 5, "available": n_alpaca}}
+    assert message in (out / "composition.md").read_text()
+    assert datasets.load_from_disk(str(out))["source"].count("alpaca") == n_alpaca
