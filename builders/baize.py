@@ -1,7 +1,22 @@
 """Baize (Xu et al., EMNLP 2023): ChatGPT self-chat dialogues seeded from Alpaca, Quora, StackOverflow, MedQuAD."""
 
-from openmathmix.formats import RecordMap, baize_exchange
+from __future__ import annotations
+
+from openmathmix.formats import RecordMap, expect
 from openmathmix.sources import Source
+
+
+def baize_exchange(rec: dict) -> tuple[str | None, str | None]:
+    """Baize ``input``: ``<preamble>[|Human|] q [|AI|] a [|Human|] ...`` -> the first human turn and its AI reply."""
+    text = expect(rec, "input", str, "a string", "")
+    for turn in text.split("[|Human|]")[1:]:
+        human, sep, ai = turn.partition("[|AI|]")
+        if sep:
+            return human, ai
+        if human.strip():
+            return human, None
+    return None, None
+
 
 SOURCE = Source(
     name="baize", title="Baize", task="general",

@@ -1,6 +1,6 @@
 """FLAN CoT (Wei et al., 2022; FLAN v2 collection): chain-of-thought rationales over nine reasoning sets."""
 
-from openmathmix.formats import Columns
+from openmathmix.formats import Columns, RecordMap, Where, first_exchange
 from openmathmix.sources import Source
 
 SOURCE = Source(
@@ -11,7 +11,10 @@ SOURCE = Source(
     tsv_columns=("question", "answer", "rationale"),  # flan/v2/cot_data/*_train.tsv
     formats=(
         Columns("question", "rationale", final="answer"),  # raw TSV release
-        Columns("inputs", "targets"),  # templated zero/few-shot rows on the Hub
+        Columns("inputs", "targets"),  # templated zero/few-shot rows: Open-Orca/FLAN Parquet, Tulu's cot_*opt.jsonl
+        # the Tulu SFT mixtures: {dataset, id, messages}, of which the cot rows
+        RecordMap(first_exchange("messages", "role", "content"), ("messages",), where=(Where("dataset", "cot"),)),
     ),
-    notes="TSV: question -> question, rationale + 'So the answer is X.' -> answer. Hub: inputs/targets as they are.",
+    notes="TSV: question -> question, rationale + 'So the answer is X.' -> answer. Templated rows: inputs/targets "
+          "(or a Tulu mixture's first user/assistant messages) as they are.",
 )

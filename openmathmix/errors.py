@@ -26,6 +26,10 @@ class DataFileError(SourceError, ValueError):
     """A data file is structurally broken (invalid JSON, missing column, wrong type)."""
 
 
+class DataFileNotFoundError(SourceError, FileNotFoundError):
+    """A data file, folder or glob given as input does not exist."""
+
+
 class SchemaError(OpenMathMixError, ValueError):
     """A dataset does not have the columns or types a step needs."""
 

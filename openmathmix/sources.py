@@ -2,15 +2,19 @@
 
 A source is one small file in the top-level ``builders/`` folder (installed as ``openmathmix.builders``) that defines
 ``SOURCE = Source(...)``: where the data lives on the Hub, its licence and size in the paper, and the row layouts it
-is published in (``formats``, see :mod:`openmathmix.formats`). Its notes, licence discussion and BibTeX live in
+is published in (``formats``, see :mod:`openmathmix.formats`; a parser that only one source needs lives in its builder
+file). Its notes, licence discussion and BibTeX live in
 ``cards/sources/<name>.md``. :func:`build_source` turns it into rows of :data:`openmathmix.schema.FEATURES`:
 
 * without ``data_files`` it calls :func:`datasets.load_dataset` with the source's Hub arguments, one split at a time;
-* with ``data_files`` it reads local copies of the source's native files (Hub files and original releases).
+* with ``data_files`` it reads local copies of the source's native files (Hub files, original releases, re-exports;
+  plain or compressed; folders recursively, see :mod:`openmathmix.readers`). :func:`input_files` lists exactly the
+  files a build reads; the :class:`BuildReport` names every file it was pointed at and did not read.
 
 Both paths stream the input in chunks, map each chunk (vectorised with pyarrow where the layout allows), drop rows
 whose question or answer is blank, and write the rows with ``datasets``' ``ArrowWriter`` into one Arrow file that the
-returned :class:`datasets.Dataset` memory-maps. The :class:`BuildReport` accounts for every input record.
+returned :class:`datasets.Dataset` memory-maps. The :class:`BuildReport` accounts for every input record. A build
+that yields no rows is an error, as is an empty input file.
 
 Extra builder folders (private sources) can be listed in the ``OPENMATHMIX_BUILDERS`` environment variable
 (separated like ``PATH``); a name defined twice raises :class:`DuplicateSourceError`.
@@ -19,7 +23,6 @@ Extra builder folders (private sources) can be listed in the ``OPENMATHMIX_BUILD
 from __future__ import annotations
 
 import functools
-import glob
 import hashlib
 import importlib
 import importlib.resources
@@ -29,7 +32,7 @@ import os
 import pkgutil
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +44,10 @@ import pyarrow.compute as pc
 from datasets.arrow_writer import ArrowWriter
 from datasets.utils.tqdm import tqdm as hf_tqdm
 
-from .errors import DataFileError, DuplicateSourceError, SourceError, UnknownSourceError
-from .formats import BATCH_ROWS, SUFFIXES, Chunk, FieldError, Mapped, RowMapping, nonblank, read_file
+from .errors import DataFileError, DuplicateSourceError, OpenMathMixError, SourceError, UnknownSourceError
+from .formats import FieldError, Mapped, RowMapping, nonblank
+from .readers import BATCH_ROWS, Chunk, Inputs, check_table_utf8, data_stem, expand_inputs, read_file, \
+    unreadable_reason
 from .schema import COLUMNS, FEATURES, TASKS
 
 __all__ = [
@@ -54,6 +59,7 @@ __all__ = [
     "fixture_files",
     "get_source",
     "input_files",
+    "layout_fixtures",
     "list_sources",
     "source_card",
 ]
@@ -86,6 +92,7 @@ class Source:
     non_commercial: bool = False  # the licence (or part of the data) forbids commercial use
     paper_size_base: int | None = None  # size in the base setting (Table 1, S_base), where it differs
     tsv_columns: tuple[str, ...] | None = None  # column names of a headerless .tsv release
+    json_object: Callable[[dict], list | None] | None = None  # a file holding one JSON object -> its records
     unavailable: str = ""  # why there is no Hub path (repo=None), shown when no data files are given
     version: int = 1  # bump when the mapping changes meaning
 
@@ -134,7 +141,9 @@ class BuildReport:
     """What a build read and wrote. Every input unit is in the output, merged into an output row, or dropped.
 
     ``unit`` is what rows_in counts ("row"; "message" for OpenAssistant trees; "instance" for Self-Instruct tasks);
-    ``records_in`` counts raw records (lines, array elements, Parquet rows) whatever the unit.
+    ``records_in`` counts raw records (lines, array elements, Parquet rows) whatever the unit. ``skipped`` names
+    every file the build was pointed at (inside a folder or matched by a glob) and did not read, with the reason;
+    ``layouts`` says which of the source's layouts each input was read as.
     """
 
     source: str
@@ -146,6 +155,8 @@ class BuildReport:
     records_in: int = 0
     inputs: list[str] = field(default_factory=list)  # files read, or "hf://datasets/<repo>:<split>"
     cache_file: str = ""
+    skipped: dict[str, str] = field(default_factory=dict)  # file not read -> why
+    layouts: dict[str, str] = field(default_factory=dict)  # input -> the layout it was read as
 
     @property
     def n_dropped(self) -> int:
@@ -179,6 +190,9 @@ class BuildReport:
         if self.merged:
             lines.append(f"merged      {self.n_merged:,}")
             lines += [f"  {n:>9,}  {reason}" for reason, n in sorted(self.merged.items())]
+        if self.skipped:
+            lines.append(f"not read    {len(self.skipped):,} file(s)")
+            lines += [f"  {path}: {reason}" for path, reason in self.skipped.items()]
         return "\n".join(lines)
 
 
@@ -253,13 +267,21 @@ def _package_dir(package: str) -> Path:
 
 
 def fixture_files(name: str) -> list[str]:
-    """The bundled sample files of a source (``builders/fixtures/<name>.<ext>`` or ``builders/fixtures/<name>/*``)."""
+    """The bundled sample of a source (``builders/fixtures/<name>.<ext>`` or ``builders/fixtures/<name>/*``): the
+    rows the demo and the contract tests build."""
     get_source(name)
     root = _package_dir("openmathmix.builders") / "fixtures"
     files = [p for p in root.glob(f"{name}.*") if p.is_file()] + [p for p in root.glob(f"{name}/*") if p.is_file()]
     if not files:
         raise SourceError(f"source {name!r} has no fixture in {root} (expected {name}.<ext> or a {name}/ folder)")
     return sorted(str(p) for p in files)
+
+
+def layout_fixtures(name: str) -> list[str]:
+    """Samples of the source's other published layouts: the files under ``builders/fixtures/layouts/<name>/``."""
+    get_source(name)
+    folder = _package_dir("openmathmix.builders") / "fixtures" / "layouts" / name
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
 
 
 def source_card(name: str) -> str:
@@ -275,47 +297,30 @@ def source_card(name: str) -> str:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _expand(data_files: Any) -> list[Path]:
-    """Paths, globs and folders -> sorted list of files (folders contribute their files with a known suffix)."""
-    items = [data_files] if isinstance(data_files, (str, os.PathLike)) else list(data_files)
-    out: list[Path] = []
-    for item in items:
-        text = str(item)
-        matches = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
-        if not matches:
-            raise DataFileError(f"{text}: the pattern matches no file")
-        for m in map(Path, matches):
-            if m.is_dir():
-                out += sorted(p for p in m.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
-            elif m.is_file():
-                out.append(m)
-            else:
-                raise DataFileError(f"{m}: no such file or folder")
-    seen: set[Path] = set()
-    for p in out:
-        if p.resolve() in seen:
-            raise DataFileError(f"{p}: the same file is given twice; its rows would be built twice")
-        seen.add(p.resolve())
-    if not out:
-        raise DataFileError(f"{data_files}: no data files found (supported: {', '.join(SUFFIXES)})")
-    return out
+def _expand(source: Source, data_files: Any) -> Inputs:
+    tsv = bool(source.tsv_columns)
+    return expand_inputs(data_files, unreadable=lambda path: unreadable_reason(path, tsv=tsv))
 
 
 def input_files(name: str | Source, data_files: Any) -> list[Path]:
-    """Exactly the files a build of ``name`` from ``data_files`` reads (paths, globs and folders expanded)."""
-    if not isinstance(name, Source):
-        get_source(name)
-    return _expand(data_files)
+    """Exactly the files a build of ``name`` from ``data_files`` reads, in order (paths, globs and folders expanded
+    the same way); reads no data. Raises DataFileNotFoundError / DataFileError as the build would."""
+    return _expand(name if isinstance(name, Source) else get_source(name), data_files).files
 
 
 def _origins(paths: list[Path]) -> list[str]:
-    """File stems, prefixed with the parent folder's name where two files share a stem."""
-    stems = Counter(p.stem for p in paths)
-    origins = [p.stem if stems[p.stem] == 1 else f"{p.parent.name}.{p.stem}" for p in paths]
-    clash = [o for o, n in Counter(origins).items() if n > 1]
-    if clash:
-        raise DataFileError(f"several data files map to the same id origin {clash}; rename them so stems differ")
-    return origins
+    """File stems (data and compression suffixes removed); where stems clash, prefixed with as many parent folder
+    names as it takes to tell the files apart (``a.train``, ``b.train``)."""
+    out = [data_stem(p) for p in paths]
+    parents = [[part for part in p.parent.parts if part not in (p.anchor, "..", ".")] for p in paths]
+    for depth in range(1, max(map(len, parents)) + 2):
+        clash = {o for o, n in Counter(out).items() if n > 1}
+        if not clash:
+            return out
+        out = [".".join([*parts[len(parts) - min(depth, len(parts)):], data_stem(p)]) if o in clash else o
+               for o, p, parts in zip(out, paths, parents, strict=True)]
+    clash = sorted({o for o, n in Counter(out).items() if n > 1})
+    raise DataFileError(f"several data files map to the same id origin {clash}; rename them so that they differ")
 
 
 def _local_chunks(source: Source, paths: list[Path], batch_rows: int) -> Iterator[Chunk]:
@@ -323,7 +328,8 @@ def _local_chunks(source: Source, paths: list[Path], batch_rows: int) -> Iterato
     text_columns = {c for f in source.formats for c in f.text_columns()}
     for path, origin in zip(paths, _origins(paths), strict=True):
         yield from read_file(path, origin, batch_rows=batch_rows, tsv_columns=source.tsv_columns,
-                             prefer_records=prefer_records, text_columns=text_columns)
+                             prefer_records=prefer_records, text_columns=text_columns,
+                             object_records=source.json_object)
 
 
 def _no_hub(source: Source) -> SourceError:
@@ -334,13 +340,35 @@ def _no_hub(source: Source) -> SourceError:
     )
 
 
+def _load_split(source: Source, split: str) -> datasets.Dataset:
+    """:func:`datasets.load_dataset` for one split; a Hub that cannot be reached or a missing repo is a SourceError."""
+    from datasets.exceptions import DatasetNotFoundError, DatasetsError
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+    args, kwargs = source.hub_arguments(split)
+    where = f"{source.repo} (split {split!r}, revision {source.revision or 'main'})"
+    local = (f"or build from local copies of its files: `openmathmix sources build {source.name} --data-files PATH "
+             f"--out DIR` (accepted layouts: {source.layouts()})")
+    try:
+        return datasets.load_dataset(*args, **kwargs)
+    except ConnectionError as err:
+        raise SourceError(f"{source.name}: cannot reach the Hugging Face Hub to load {where}: {err}. Check the "
+                          f"network (and that HF_HUB_OFFLINE / HF_DATASETS_OFFLINE are unset), {local}") from err
+    except (DatasetNotFoundError, RepositoryNotFoundError) as err:
+        raise SourceError(f"{source.name}: {where} was not found on the Hub, or it is gated: {err}. Check the id, "
+                          f"accept its terms on the Hub and log in (`hf auth login`), {local}") from err
+    except (OSError, DatasetsError, EntryNotFoundError) as err:
+        raise SourceError(f"{source.name}: loading {where} from the Hub failed: {err}. Retry, {local}") from err
+
+
 def _hub_chunks(source: Source, batch_rows: int) -> Iterator[Chunk]:
     for split in source.splits:
-        args, kwargs = source.hub_arguments(split)
-        ds = datasets.load_dataset(*args, **kwargs)
+        ds = _load_split(source, split)
         table_view = ds.with_format("arrow")
         for start in range(0, len(ds), batch_rows):
             table = table_view[start:start + batch_rows]
+            check_table_utf8(table, lambda row, s=start, sp=split: f"hf://datasets/{source.repo} split '{sp}'"
+                             + (f", row {s + row}" if row is not None else ""))
             rows = np.arange(start, start + table.num_rows, dtype=np.int64)
             yield Chunk(f"hf://datasets/{source.repo}", split, "hub", rows, table)
 
@@ -433,7 +461,9 @@ class _Builder:
                         pending = []
                     current = (chunk.path, chunk.origin)
                     fmt = _pick_format(self.source, chunk)
-                    self.report.inputs.append(chunk.path if chunk.kind != "hub" else f"{chunk.path}:{chunk.origin}")
+                    name = chunk.path if chunk.kind != "hub" else f"{chunk.path}:{chunk.origin}"
+                    self.report.inputs.append(name)
+                    self.report.layouts[name] = fmt.describe()
                 self.report.records_in += len(chunk)
                 bar.update(len(chunk))
                 if fmt.whole_origin:
@@ -475,8 +505,9 @@ def build_source(
 
     Args:
         name: a registered source name (or a :class:`Source`).
-        data_files: local files, globs or folders in the source's native layouts; None = the Hub
-            (:func:`datasets.load_dataset` with the source's repo, config, data_dir, data_files, split, revision).
+        data_files: local files, globs or folders (read recursively) in the source's native layouts, plain or
+            compressed; None = the Hub (:func:`datasets.load_dataset` with the source's repo, config, data_dir,
+            data_files, split, revision).
         limit: read at most this many raw records (lines, array elements, rows, message trees), across all inputs.
         cache_dir: where the Arrow file is written (default: ``<HF_DATASETS_CACHE>/openmathmix/sources``).
         batch_rows: records per chunk.
@@ -487,37 +518,64 @@ def build_source(
 
     Raises:
         UnknownSourceError: ``name`` is not registered.
-        SourceError: no data files for a source that is not on the Hub.
-        DataFileError: a file is structurally broken (invalid JSON, missing column, wrong type); the message names
-            the file, the line or row, what was found and what was expected.
+        DataFileNotFoundError: a data file, folder or glob does not exist (a FileNotFoundError).
+        DataFileError: a file is empty, not UTF-8, or structurally broken (invalid JSON, missing column, wrong
+            type), or the inputs yield no rows (a ValueError); the message names the file, the line or row, what
+            was found and what was expected.
+        SourceError: no data files for a source that is not on the Hub; the Hub cannot be reached; the cache
+            cannot be written.
     """
     source = name if isinstance(name, Source) else get_source(name)
-    if limit is not None and limit < 0:
-        raise SourceError(f"limit must be >= 0, got {limit}")
-    paths = _expand(data_files) if data_files is not None else None
+    if limit is not None and limit < 1:
+        raise SourceError(f"limit must be >= 1 (records to read), got {limit}")
+    inputs = _expand(source, data_files) if data_files is not None else None
+    paths = inputs.files if inputs is not None else None
     if paths is None and not source.repo:
         raise _no_hub(source)
     chunks = _local_chunks(source, paths, batch_rows) if paths is not None else _hub_chunks(source, batch_rows)
     out_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{source.name}-{_fingerprint(source, paths, limit)}.arrow"
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    report = BuildReport(source=source.name)
-    stream = pa.OSFile(str(tmp), "wb")  # a native file: Arrow writes its buffers without going through Python
+    report = BuildReport(source=source.name, skipped=dict(inputs.skipped) if inputs is not None else {})
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stream = pa.OSFile(str(tmp), "wb")  # a native file: Arrow writes its buffers without going through Python
+    except OSError as err:
+        raise _cache_error(tmp, err) from err
     writer = ArrowWriter(features=FEATURES, stream=stream, writer_batch_size=WRITER_BATCH_ROWS)
     try:
         _Builder(source, writer, report).run(chunks, limit, progress)
+        report.check()
+        if not report.rows_out:
+            raise _no_rows(source, report)
         writer.finalize()
         os.replace(tmp, final)
+    except OpenMathMixError:
+        raise
+    except OSError as err:  # reading errors arrive as OpenMathMixErrors: an OSError here is about the cache
+        raise _cache_error(tmp, err) from err
     finally:
         if not stream.closed:
             stream.close()
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)  # our own temporary cache file (gone after a successful rename)
     report.cache_file = str(final)
-    report.check()
     info = datasets.DatasetInfo(
         description=f"{source.title or source.name} mapped to the OpenMathMix question/answer schema",
         citation=source.citation, homepage=source.homepage, license=source.license, features=FEATURES,
     )
     return datasets.Dataset.from_file(str(final), info=info), report
+
+
+def _cache_error(path: Path, err: OSError) -> SourceError:
+    return SourceError(f"cannot write the source cache file {path} ({err.strerror or err}); free some space there "
+                       "or choose another cache folder (cache_dir=..., or HF_DATASETS_CACHE)")
+
+
+def _no_rows(source: Source, report: BuildReport) -> DataFileError:
+    hub = f"hf://datasets/{source.repo} (split {', '.join(source.splits)})"
+    where = ", ".join(report.inputs) or hub
+    why = "; ".join(f"{n:,} {reason}" for reason, n in report.dropped.items()) or "no records"
+    return DataFileError(
+        f"{source.name}: {where} yielded no rows ({report.records_in:,} records read; dropped: {why}). Check that "
+        f"these are the source's files; it expects {source.layouts()}"
+    )

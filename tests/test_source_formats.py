@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import openmathmix.formats as formats
-from openmathmix.errors import DataFileError
+import openmathmix.readers as readers
+from openmathmix.builders import oasst1
+from openmathmix.errors import DataFileError, DataFileNotFoundError
 from openmathmix.sources import build_source
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
@@ -88,8 +89,8 @@ def test_real_oasst_trees_account_for_every_message(real, tmp_path):
     assert report.unit == "message" and report.records_in == 200
     assert report.rows_in == 2 * total
     assert report.rows_in == report.rows_out + report.n_dropped + report.n_merged
-    assert report.merged == {formats.MERGED_ANSWER: report.rows_out}
-    assert report.dropped[formats.DROP_OFF_PATH] > 0
+    assert report.merged == {oasst1.MERGED_ANSWER: report.rows_out}
+    assert report.dropped[oasst1.DROP_OFF_PATH] > 0
     # both layouts hold the same trees: the same conversations come out
     by_file = {}
     for row in ds:
@@ -145,10 +146,10 @@ def test_oasst_rank_rules_and_deleted_subtrees(tmp_path):
     ds, report = build("oasst1", write_jsonl(tmp_path / "trees.jsonl", [tree, lonely]), tmp_path)
     assert ds["answer"] == ["rank one"]  # a ranked reply beats an unranked one; deleted replies never count
     assert report.dropped == {
-        formats.DROP_DELETED: 1, formats.DROP_UNDER_DELETED: 1, formats.DROP_OFF_PATH: 1,
-        formats.DROP_LATER_TURN: 2, formats.DROP_NO_REPLY: 1,
+        oasst1.DROP_DELETED: 1, oasst1.DROP_UNDER_DELETED: 1, oasst1.DROP_OFF_PATH: 1,
+        oasst1.DROP_LATER_TURN: 2, oasst1.DROP_NO_REPLY: 1,
     }
-    assert report.rows_in == 8 and report.merged == {formats.MERGED_ANSWER: 1}
+    assert report.rows_in == 8 and report.merged == {oasst1.MERGED_ANSWER: 1}
 
 
 def test_oasst_flat_orphans_and_duplicates(tmp_path):
@@ -160,7 +161,7 @@ def test_oasst_flat_orphans_and_duplicates(tmp_path):
     ]
     ds, report = build("oasst1", write_jsonl(tmp_path / "flat.jsonl", rows), tmp_path)
     assert ds["id"] == ["oasst1/flat/0"]
-    assert report.dropped == {formats.DROP_DUPLICATE: 1, formats.DROP_ORPHAN: 1} and report.rows_in == 4
+    assert report.dropped == {oasst1.DROP_DUPLICATE: 1, oasst1.DROP_ORPHAN: 1} and report.rows_in == 4
 
 
 def test_self_instruct_hub_prompt_completion(tmp_path):
@@ -227,7 +228,7 @@ def test_json_array_is_decoded_in_small_pieces(tmp_path, monkeypatch):
             for i in range(200)]
     path = tmp_path / "MathInstruct.json"
     path.write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
-    monkeypatch.setattr(formats, "ARRAY_READ_BYTES", 29)
+    monkeypatch.setattr(readers, "READ_BYTES", 29)
     ds, report = build("mathinstruct", path, tmp_path, batch_rows=16)
     assert report.rows_out == 200 and ds["answer"] == [r["output"] for r in rows]
 
@@ -235,7 +236,7 @@ def test_json_array_is_decoded_in_small_pieces(tmp_path, monkeypatch):
 def test_jsonl_switches_to_python_when_pyarrow_gives_up(tmp_path, monkeypatch):
     # the answer column changes type after the first block; pyarrow stops, Python reads the rest
     rows = [{"query": f"q{i}", "response": "r"} for i in range(50)] + [{"query": "q50", "response": {"x": 1}}]
-    monkeypatch.setattr(formats, "JSON_BLOCK_BYTES", 256)
+    monkeypatch.setattr(readers, "JSON_BLOCK_BYTES", 256)
     with pytest.raises(DataFileError, match=r"line 51 \(row 50\): column 'response' holds an object"):
         build("gsm8k_screl", write_jsonl(tmp_path / "mixed.jsonl", rows), tmp_path)
     rows[-1]["response"] = 7
@@ -312,8 +313,9 @@ def test_not_json_and_unknown_suffix(tmp_path):
     other.write_text("a,b\n")
     with pytest.raises(DataFileError, match="unsupported file type '.csv'"):
         build("gsm8k_screl", other, tmp_path)
-    with pytest.raises(DataFileError, match="no such file or folder"):
+    with pytest.raises(DataFileNotFoundError, match="absent.jsonl: no such file or folder") as err:
         build("gsm8k_screl", tmp_path / "absent.jsonl", tmp_path)
+    assert isinstance(err.value, FileNotFoundError)
 
 
 def test_real_aqua_rat_release_through_the_mathinstruct_subset(real, tmp_path):
@@ -332,7 +334,7 @@ def test_streaming_reads_match_whole_file_reads(tmp_path, monkeypatch):
     from openmathmix.sources import fixture_files
 
     whole = {name: build(name, fixture_files(name), tmp_path / "a")[0].to_list() for name in ("gsm8k_screl", "cot")}
-    monkeypatch.setattr(formats, "WHOLE_FILE_BYTES", 0)  # every file streams block by block
-    monkeypatch.setattr(formats, "JSON_BLOCK_BYTES", 2048)
+    monkeypatch.setattr(readers, "WHOLE_FILE_BYTES", 0)  # every file streams block by block
+    monkeypatch.setattr(readers, "JSON_BLOCK_BYTES", 2048)
     for name, rows in whole.items():
         assert build(name, fixture_files(name), tmp_path / "b", batch_rows=3)[0].to_list() == rows

@@ -10,7 +10,7 @@ import datasets
 import pytest
 
 from openmathmix.cli import main
-from openmathmix.errors import DuplicateSourceError, SourceError, UnknownSourceError
+from openmathmix.errors import DataFileError, DuplicateSourceError, SourceError, UnknownSourceError
 from openmathmix.schema import FEATURES, TASKS
 from openmathmix.sources import (
     BuildReport,
@@ -18,6 +18,7 @@ from openmathmix.sources import (
     discover,
     fixture_files,
     get_source,
+    layout_fixtures,
     list_sources,
     source_card,
 )
@@ -64,6 +65,19 @@ def test_source_contract(name, tmp_path):
     assert all(i.startswith(f"{name}/{Path(fixture_files(name)[0]).stem}/") for i in ds["id"])
     assert set(ds["source"]) == {name} and set(ds["task"]) == {source.task} and set(ds["license"]) == {source.license}
     assert all(q.strip() == q and q for q in ds["question"]) and all(a.strip() == a and a for a in ds["answer"])
+
+
+@pytest.mark.parametrize("name", REGISTRY)
+def test_every_layout_has_a_fixture_that_builds(name, tmp_path):
+    """Each layout a source declares is read from at least one fixture in that layout; each fixture builds alone."""
+    source = get_source(name)
+    read_as = {}
+    for path in [*fixture_files(name), *layout_fixtures(name)]:
+        ds, report = build(name, [path], tmp_path=tmp_path)
+        assert len(ds) >= 1 and ds.features == FEATURES
+        report.check()
+        read_as[Path(path).name] = report.layouts[path]
+    assert set(read_as.values()) == {f.describe() for f in source.formats}, read_as
 
 
 def test_build_is_deterministic(tmp_path):
@@ -159,10 +173,11 @@ class FakeHub:
 @pytest.mark.parametrize("name", [n for n in REGISTRY if n != "kpmath_plus"])
 def test_hub_arguments(name, monkeypatch, tmp_path):
     source = get_source(name)
-    fake = FakeHub()
+    fake = FakeHub()  # every split is empty: the build reads them all, then refuses to make an empty dataset
     monkeypatch.setattr(datasets, "load_dataset", fake)
-    ds, report = build_source(name, cache_dir=tmp_path, progress=False)
-    assert len(ds) == 0 and report.rows_in == 0
+    with pytest.raises(DataFileError, match=rf"{name}: hf://datasets/{source.repo} .* yielded no rows"):
+        build_source(name, cache_dir=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []  # no cache file, not even a temporary one
     assert [c[0] for c in fake.calls] == [(source.repo, source.config)] * len(source.splits)
     assert [c[1]["split"] for c in fake.calls] == list(source.splits)
     for _, kwargs in fake.calls:
@@ -263,3 +278,92 @@ def test_cli_build_refuses_an_out_that_holds_its_input(capsys, tmp_path, monkeyp
     assert rc == 2 and "Traceback" not in err
     assert str(proj) in err and "contains the input" in err and "another folder" in err
     assert _tree(proj) == before
+
+
+def _build_cli(out, *extra):
+    return main(["sources", "build", "gsm8k_screl", "--data-files", *fixture_files("gsm8k_screl"), "--out", str(out),
+                 "--no-progress", *extra])
+
+
+@pytest.fixture
+def no_build(monkeypatch):
+    """Fails the test if a build starts: --out must be refused before any input is read."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("build_source ran although --out should have been refused first")
+
+    monkeypatch.setattr("openmathmix.sources.build_source", refuse)
+
+
+def test_cli_build_refuses_root_and_home_before_reading(capsys, tmp_path, monkeypatch, no_build):
+    home = tmp_path / "home"
+    (home / "docs").mkdir(parents=True)
+    (home / "docs" / "thesis.tex").write_text("precious\n")
+    monkeypatch.setenv("HOME", str(home))
+    before = _tree(home)
+    for out, why in (("/", "root of a file system"), (str(home), "home folder"), (str(tmp_path), "home folder")):
+        assert _build_cli(out, "--overwrite") == 2
+        err = capsys.readouterr().err
+        assert f"--out {out} " in err and why in err and "Traceback" not in err
+        assert "pass --overwrite" not in err  # the refusal never suggests forcing it
+    assert _tree(home) == before
+
+
+def test_cli_build_refuses_folders_it_did_not_write(capsys, tmp_path, no_build):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.md").write_text("keep me\n")
+    assert _build_cli(mine, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert f"--out {mine} exists and holds files that openmathmix did not write" in err and "Choose another" in err
+    assert _tree(mine) == {"notes.md": b"keep me\n"}
+    a_file = tmp_path / "data.txt"
+    a_file.write_text("x\n")
+    for out in (a_file, a_file / "sub"):
+        assert _build_cli(out, "--overwrite") == 2
+        assert "file" in capsys.readouterr().err
+    assert a_file.read_text() == "x\n"
+
+
+def test_cli_build_replaces_only_its_own_output_and_only_with_overwrite(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("openmathmix.sources.default_cache_dir", lambda: tmp_path / "cache")
+    out = tmp_path / "out"
+    assert _build_cli(out) == 0
+    capsys.readouterr()
+    (out / "stale.txt").write_text("from the first build\n")
+    first = _tree(out)
+    assert _build_cli(out) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} holds an earlier output; pass --overwrite to replace it" in err
+    assert _tree(out) == first
+    assert _build_cli(out, "--overwrite", "--limit", "3") == 0
+    assert not (out / "stale.txt").exists() and len(datasets.load_from_disk(str(out))) == 3
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # no temporary folder left
+
+
+def test_cli_build_failures_leave_the_old_output_as_it_was(capsys, tmp_path, monkeypatch):
+    import errno
+
+    monkeypatch.setattr("openmathmix.sources.default_cache_dir", lambda: tmp_path / "cache")
+    out = tmp_path / "out"
+    assert _build_cli(out) == 0
+    capsys.readouterr()
+    before = _tree(out)
+
+    def disk_full(self, path, *args, **kwargs):
+        (Path(path) / "data-00000-of-00001.arrow").write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(datasets.Dataset, "save_to_disk", disk_full)
+        assert _build_cli(out, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert f"writing --out {out} failed (no space left on the device)" in err and "left as it was" in err
+    assert "Traceback" not in err
+    assert _tree(out) == before and len(datasets.load_from_disk(str(out))) == 7
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "response": "r"}\n{"query": \n')
+    assert main(["sources", "build", "gsm8k_screl", "--data-files", str(bad), "--out", str(out), "--overwrite",
+                 "--no-progress"]) == 2
+    assert f"{bad}, line 2" in capsys.readouterr().err
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "cache", "out"]
