@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from openmathmix.builders.mathinstruct import cot_subset
+
 from openmathmix.formats import FieldError, RecordMap, expect
 
 

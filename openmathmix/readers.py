@@ -267,7 +267,7 @@ def _data_size(path: str) -> int:
 
 
 def utf8_error(path: str, err: UnicodeDecodeError, data: bytes, line_base: int, offset_base: int) -> DataFileError:
-    """A located error for invalid UTF-8 at ``err.start`` of ``data`` (which starts at ``line_base``/``offset_base``)."""
+    """A located error for invalid UTF-8 at ``err.start`` of ``data`` (at ``line_base``, ``offset_base``)."""
     line = line_base + data.count(b"\n", 0, err.start)
     bad = data[err.start:min(err.end, err.start + 4)].hex(" ")
     where = "byte offset" if file_kind(path)[1] is None else "byte offset (decompressed)"
@@ -326,8 +326,8 @@ def _check_surrogates(path: str, raw: bytes, rec: Any, where: str) -> None:
             json.dumps(rec, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError as err:
             raise DataFileError(
-                f"{path}, {where}: a \\u escape encodes half of a surrogate pair ({err.object[err.start]!a}), which is "
-                "not valid Unicode; fix the escape or re-export the file"
+                f"{path}, {where}: a \\u escape encodes half of a surrogate pair ({err.object[err.start]!a}), which "
+                "is not valid Unicode; fix the escape or re-export the file"
             ) from None
 
 

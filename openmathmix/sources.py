@@ -46,8 +46,16 @@ from datasets.utils.tqdm import tqdm as hf_tqdm
 
 from .errors import DataFileError, DuplicateSourceError, OpenMathMixError, SourceError, UnknownSourceError
 from .formats import FieldError, Mapped, RowMapping, nonblank
-from .readers import BATCH_ROWS, Chunk, Inputs, check_table_utf8, data_stem, expand_inputs, read_file, \
-    unreadable_reason
+from .readers import (
+    BATCH_ROWS,
+    Chunk,
+    Inputs,
+    check_table_utf8,
+    data_stem,
+    expand_inputs,
+    read_file,
+    unreadable_reason,
+)
 from .schema import COLUMNS, FEATURES, TASKS
 
 __all__ = [
@@ -304,8 +312,10 @@ def _expand(source: Source, data_files: Any) -> Inputs:
 
 def input_files(name: str | Source, data_files: Any) -> list[Path]:
     """Exactly the files a build of ``name`` from ``data_files`` reads, in order (paths, globs and folders expanded
-    the same way); reads no data. Raises DataFileNotFoundError / DataFileError as the build would."""
-    return _expand(name if isinstance(name, Source) else get_source(name), data_files).files
+    the same way); reads no data. None (a Hub build) reads no local file: []. Raises DataFileNotFoundError /
+    DataFileError as the build would."""
+    source = name if isinstance(name, Source) else get_source(name)
+    return _expand(source, data_files).files if data_files is not None else []
 
 
 def _origins(paths: list[Path]) -> list[str]:

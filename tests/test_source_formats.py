@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from openmathmix.builders import oasst1
 
 import openmathmix.readers as readers
-from openmathmix.builders import oasst1
 from openmathmix.errors import DataFileError, DataFileNotFoundError
 from openmathmix.sources import build_source
 
@@ -338,3 +338,81 @@ def test_streaming_reads_match_whole_file_reads(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "JSON_BLOCK_BYTES", 2048)
     for name, rows in whole.items():
         assert build(name, fixture_files(name), tmp_path / "b", batch_rows=3)[0].to_list() == rows
+
+
+# ---- the other published layouts (fixtures under builders/fixtures/layouts/) --------------------------------------
+
+
+def layout(name: str, file: str) -> str:
+    from openmathmix.sources import layout_fixtures
+
+    return next(p for p in layout_fixtures(name) if p.endswith(file))
+
+
+def test_hub_parquet_layouts(tmp_path):
+    ds, report = build("dmath", layout("dmath", "train-00000-of-00001.parquet"), tmp_path)
+    assert len(ds) == 5 and report.dropped == {"empty answer": 1} and ds[0]["answer"] == "36"
+    ds, _ = build("gsm8k_screl", layout("gsm8k_screl", ".parquet"), tmp_path)
+    assert ds[1]["id"] == "gsm8k_screl/train-00000-of-00001/1" and ds[1]["answer"].endswith("#### 15")
+    ds, report = build("lila_ood", layout("lila_ood", "0000.parquet"), tmp_path)
+    assert ds[0]["answer"] == "print(2024 % 7)" and report.dropped == {"empty answer": 1}
+
+
+def test_openmathinstruct_decides_from_the_solution_without_error_message(tmp_path):
+    ds, report = build("openmathinstruct1_cot", layout("openmathinstruct1_cot", "without_error_message.jsonl"),
+                       tmp_path)
+    assert report.dropped == {"uses code interpreter": 2} and len(ds) == 4
+    assert not any("<llm-code>" in a for a in ds["answer"])
+    # where error_message is there it decides; null falls back to the solution; is_correct false is dropped
+    rows = [{"question": "a", "generated_solution": "no tag, but it ran code", "error_message": ""},
+            {"question": "b", "generated_solution": "plain text", "error_message": None},
+            {"question": "c", "generated_solution": "<llm-code>1</llm-code>", "error_message": None},
+            {"question": "d", "generated_solution": "plain", "error_message": "<not_executed>", "is_correct": False},
+            {"question": "e", "generated_solution": "plain", "error_message": "<not_executed>", "is_correct": True}]
+    ds, report = build("openmathinstruct1_cot", write_jsonl(tmp_path / "mixed.jsonl", rows), tmp_path)
+    assert ds["question"] == ["b", "e"]
+    assert report.dropped == {"uses code interpreter": 2, "incorrect solution (is_correct is false)": 1}
+
+
+def test_cot_and_flan_templated_and_tulu_layouts(tmp_path):
+    ds, report = build("cot", layout("cot", "part.0.parquet"), tmp_path)
+    assert len(ds) == 5 and report.dropped == {"empty answer": 1}
+    assert ds[1]["answer"] == "She had 5 and ate 2, so 5 - 2 = 3 remain. So the answer is 3."
+    ds, report = build("cot", layout("cot", "tulu_v2_sft_mixture.jsonl"), tmp_path)
+    assert ds["id"] == ["cot/tulu_v2_sft_mixture/0", "cot/tulu_v2_sft_mixture/2", "cot/tulu_v2_sft_mixture/3",
+                        "cot/tulu_v2_sft_mixture/5"]
+    assert report.dropped == {"filtered: dataset != cot": 2} and ds[0]["question"].endswith("step by step.")
+    ds, report = build("flan_v2", layout("flan_v2", "resampled_flan_50k.jsonl"), tmp_path)
+    assert len(ds) == 5 and report.dropped == {"empty answer": 1} and ds[4]["answer"] == "vielen Dank"
+
+
+def test_oasst_tree_export_and_guanaco_layouts(tmp_path):
+    ds, report = build("oasst1", layout("oasst1", "oasst_ready.trees.jsonl"), tmp_path)
+    assert ds["answer"][:3] == ["Put it in a bowl of water: a fresh egg sinks and lies flat.",
+                                "Weather is the state of the air on a given day; climate is its long-term average "
+                                "over decades.", "Start with scarves: they fall slowly and give you time."]
+    assert ds["answer"][-1] == "Chess never gets old, and you can play it anywhere."  # the rank-0 reply is deleted
+    assert report.rows_in == 16 and report.merged == {oasst1.MERGED_ANSWER: 5}
+    assert report.dropped == {oasst1.DROP_LATER_TURN: 2, oasst1.DROP_OFF_PATH: 2, oasst1.DROP_DELETED: 1,
+                              oasst1.DROP_NO_REPLY: 1}
+    ds, report = build("oasst1", layout("oasst1", "guanaco_train.jsonl"), tmp_path)
+    assert ds["question"][1] == "Name a prime number between 20 and 30."
+    assert ds["answer"][1] == "23 is one; 29 is another."  # the first exchange of a multi-turn path
+    assert ds["answer"][2] == "La capital de Perú es Lima." and report.dropped == {"empty answer": 1}
+
+
+def test_self_instruct_layouts_and_math_release_folders(tmp_path):
+    ds, report = build("self_instruct", layout("self_instruct", "gpt3_finetuning_data.jsonl"), tmp_path)
+    assert ds["answer"][:2] == ["fast", "Wash and put away your dishes the same day."]
+    assert report.dropped == {"empty answer": 1}
+    ds, _ = build("self_instruct", layout("self_instruct", "all_instances_82K.jsonl"), tmp_path)
+    assert ds["question"][:2] == ["Convert the temperature from Celsius to Fahrenheit.\n\n25 C",
+                                  "Write a haiku about the sea."]
+    folder = Path(layout("mathinstruct_math", "17.json")).parents[1]  # train/: one JSON object per problem
+    ds, report = build("mathinstruct_math", folder, tmp_path)
+    assert report.inputs == sorted(report.inputs) and len(report.inputs) == 3 and len(ds) == 3
+    assert ds[0]["question"] == "What is the value of $x$ if $3x - 4 = 11$?"
+    assert ds[0]["id"] == "mathinstruct_math/17/0"
+    ds, _ = build("mathinstruct_aqua_rat", layout("mathinstruct_aqua_rat", "train.json"), tmp_path)
+    assert ds[0]["question"].endswith("Answer Choices: (A) $9 (B) $12 (C) $15 (D) $18 (E) $24")
+    assert ds[0]["answer"] == "8 pens are 4 groups of 2, so they cost 4 * 3 = $12.\nThe answer is B."
