@@ -4,8 +4,9 @@
     openmathmix publish release/demo --repo-id ORG/NAME --dry-run
     openmathmix publish release/demo --repo-id ORG/NAME --tag v0.1.0 [--private]
 
-The commands only parse arguments and call `openmathmix.publish.publish` and
-`openmathmix.release`; heavy libraries are imported inside the handlers so `openmathmix --help` stays fast.
+Both commands first check every file of the folder against the sha256 in its manifest and refuse stray files. The
+commands only parse arguments and call `openmathmix.release`; heavy libraries are imported inside the handlers so
+`openmathmix --help` stays fast.
 """
 
 from __future__ import annotations
@@ -23,26 +24,25 @@ def register(subparsers) -> None:
 
 def _add_publish(sub) -> None:
     p = sub.add_parser(
-        "publish", help="upload a release folder to a Hub dataset repository and tag it",
-        description="Create the dataset repository if needed, upload the release folder and tag the commit. The "
-                    "token comes from `hf auth login` or HF_TOKEN and is never printed. --dry-run lists what would "
-                    "be uploaded without contacting the Hub.",
+        "publish", help="make a Hub dataset repository hold exactly a release folder's files, and tag it",
+        description="Check the release folder, create the dataset repository if needed, upload new and changed "
+                    "files, delete files the release does not have (one commit; several for a large release) and "
+                    "tag the final commit. The token comes from `hf auth login` or HF_TOKEN and is never printed. "
+                    "--dry-run lists what would be added, replaced and deleted, and changes nothing.",
     )
     p.add_argument("release_dir", metavar="DIR", help="release folder written by `openmathmix build`")
     p.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="Hub dataset repository")
     p.add_argument("--private", action="store_true", help="create the repository as private (if it is new)")
     p.add_argument("--tag", default=None, metavar="VERSION", help="tag for the upload (default: the release version)")
-    p.add_argument("--dry-run", action="store_true", help="list files, sizes and target; upload nothing")
-    p.add_argument("--large", action="store_true", default=None,
-                   help="force the large-folder upload path (default: chosen by size and file count)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be added, replaced and deleted; change "
+                                                          "nothing")
     p.set_defaults(func=_run_publish)
 
 
 def _run_publish(args) -> int:
     from ..release.publish import publish
 
-    publish(args.release_dir, args.repo_id, private=args.private, tag=args.tag, dry_run=args.dry_run,
-            large=args.large)
+    publish(args.release_dir, args.repo_id, private=args.private, tag=args.tag, dry_run=args.dry_run)
     return 0
 
 
@@ -50,9 +50,10 @@ def _run_publish(args) -> int:
 
 
 def _add_show(sub) -> None:
-    p = sub.add_parser("show", help="load a release folder back and print its configs and composition",
-                       description="Load every config of a release with datasets.load_dataset, print the row "
-                                   "counts (checked against the manifest), the composition table and the card path.")
+    p = sub.add_parser("show", help="check a release folder, load it back and print its configs and composition",
+                       description="Check every file against the manifest's sha256 (and refuse stray files), load "
+                                   "every config with datasets.load_dataset, print the row counts (checked against "
+                                   "the manifest), the composition table and the card path.")
     p.add_argument("release_dir", metavar="DIR", help="release folder written by `openmathmix build`")
     p.set_defaults(func=_run_show)
 
@@ -67,7 +68,8 @@ def _run_show(args) -> int:
 
     root = Path(args.release_dir)
     manifest = validate_release(root)
-    print(f"{manifest.get('name')} {manifest.get('version')} ({root})")
+    print(f"{manifest.get('name')} {manifest.get('version')} ({root}): every file matches {len(manifest['files'])} "
+          "sha256 in manifest.json")
     print()
     print("| config | rows | files |")
     print("|---|---:|---:|")
@@ -75,7 +77,8 @@ def _run_show(args) -> int:
     with progress_bars_off():
         for name, meta in manifest["configs"].items():
             ds = datasets.load_dataset(str(root), name, split="train")
-            print(f"| {name} | {len(ds):,} | {len(meta['files'])} |")
+            kept = f" ({meta['rows_kept']:,} kept)" if "rows_kept" in meta else ""
+            print(f"| {name} | {len(ds):,}{kept} | {len(meta['files'])} |")
             if len(ds) != meta["rows"]:
                 mismatched.append(f"{name}: loaded {len(ds):,} rows, the manifest says {meta['rows']:,}")
     print()

@@ -15,6 +15,7 @@ clause, a custom licence) adds `other`, with `license_name` and `license_link` p
 from __future__ import annotations
 
 import importlib.resources
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -108,43 +109,28 @@ class SourceInfo:
 
 def source_info(name: str, licenses_seen: Iterable[str] = (), task: str | None = None) -> SourceInfo:
     """Registry metadata of `name` (when `openmathmix.sources` knows it), merged with the licences of its rows."""
-    seen = tuple(dict.fromkeys(x for x in licenses_seen if x))
-    info = SourceInfo(name=name, task=task, licenses=seen, languages=_SOURCE_LANGUAGES.get(name, ("en",)))
-    try:
-        from .. import sources as registry
-    except ModuleNotFoundError as err:
-        if err.name != "openmathmix.sources":
-            raise
-        return info
+    from .. import sources as registry
     from ..errors import SourceError
 
+    seen = tuple(dict.fromkeys(x for x in licenses_seen if x))
+    info = SourceInfo(name=name, task=task, licenses=seen, languages=_SOURCE_LANGUAGES.get(name, ("en",)))
     try:
         src = registry.get_source(name)
     except SourceError:  # not registered (a user's own rows): the card shows what the rows say
         return info
-    registry_licence = getattr(src, "license", None)
-    info.licenses = tuple(dict.fromkeys([*seen, *([registry_licence] if registry_licence else [])]))
-    info.flagged_non_commercial = bool(getattr(src, "non_commercial", False))
-    info.title = getattr(src, "title", "") or None
-    info.task = task or getattr(src, "task", None)
-    info.hub_id = _first_attr(src, "repo", "hf_path", "hub_id")
-    info.homepage = getattr(src, "homepage", None) or None
-    info.citation = (getattr(src, "citation", None) or "").strip() or None
-    size = getattr(src, "paper_size", None)
-    info.paper_size = None if size is None else str(size)
+    info.licenses = tuple(dict.fromkeys([*seen, src.license]))
+    info.flagged_non_commercial = src.non_commercial
+    info.title = src.title or None
+    info.task = task or src.task
+    info.hub_id = src.repo
+    info.homepage = src.homepage or None
+    info.citation = src.citation.strip() or None
+    info.paper_size = str(src.paper_size)
     try:
         info.notes = _demote_headings(_drop_bibtex(registry.source_card(name))).strip() or None
     except SourceError:  # no per-source card shipped for this source
         info.notes = None
     return info
-
-
-def _first_attr(obj: Any, *names: str) -> str | None:
-    for name in names:
-        value = getattr(obj, name, None)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def _drop_bibtex(markdown: str) -> str:
@@ -158,6 +144,27 @@ def _demote_headings(markdown: str, levels: int = 3) -> str:
     return re.sub(r"(?m)^(#{1,6}) ", lambda m: "#" * min(6, len(m.group(1)) + levels) + " ", markdown)
 
 
+@dataclass(frozen=True)
+class CardSection:
+    """A section a caller adds to the card (a hygiene table, a selection report, ...): `## title`, then markdown."""
+
+    title: str
+    markdown: str
+
+    def __post_init__(self) -> None:
+        if not self.title.strip() or "\n" in self.title:
+            raise PublishError(f"a card section needs a one-line title, got {self.title!r}")
+
+
+@dataclass(frozen=True)
+class CardFigure:
+    """A figure a caller adds to the card: an image file (copied into `figures/`), its title and caption."""
+
+    path: str | os.PathLike
+    title: str
+    caption: str
+
+
 @dataclass
 class ConfigSummary:
     """One config of the release: where its parquet shards are and what it holds."""
@@ -168,7 +175,9 @@ class ConfigSummary:
     num_bytes: int  # size of the rows in Arrow (what `dataset_info` reports as the split size)
     download_size: int  # bytes of its parquet files
     description: str
+    features: Any  # datasets.Features of its rows
     per_source: dict[str, int] = field(default_factory=dict)
+    kept_rows: int | None = None  # the pool config: rows the mixture kept
 
     @property
     def data_files(self) -> list[dict[str, str]]:
@@ -187,12 +196,13 @@ class ReleaseSummary:
     sources: list[SourceInfo]
     settings: dict[str, Any]
     scorer: dict[str, Any]
-    figures: list[dict[str, str]]
-    columns: list[dict[str, str]]
-    features: Any  # datasets.Features of the written rows
+    figures: list[dict[str, str]]  # {"path", "title", "caption"}, paths relative to the release root
+    columns: list[dict[str, str]]  # {"name", "dtype", "description"} of every column of any config
     repo_id: str | None = None
     description: str = ""
     embedding_kept: bool = False
+    pool_name: str | None = None  # the config holding the whole scored pool, if written
+    sections: list[CardSection] = field(default_factory=list)
 
     @property
     def total_rows(self) -> int:
@@ -251,7 +261,7 @@ def card_data(summary: ReleaseSummary) -> Any:
         splits = SplitDict()
         splits.add(SplitInfo(name="train", num_bytes=c.num_bytes, num_examples=c.rows))
         infos[c.name] = DatasetInfo(
-            features=summary.features,
+            features=c.features,
             splits=splits,
             dataset_size=c.num_bytes,
             download_size=c.download_size,
@@ -314,36 +324,40 @@ def _value(value: Any) -> str:
 
 
 def scorer_rows(scorer: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per trained scorer with its Pearson r, from the flexible report the scorer stage returns.
+    """One row per trained scorer, from `{"scorers": {name: {"pearson": r, "n_eval": n, "task": ...}}}`."""
+    rows = []
+    for name, report in (scorer.get("scorers") or {}).items():
+        pearson = report.get("pearson")
+        rows.append({"name": name, "pearson": None if pearson is None else float(pearson),
+                     "paper": PAPER_PEARSON.get(report.get("task") or name), "n": report.get("n_eval")})
+    return rows
 
-    Accepted shapes: `{"scorers": {task: {...,"pearson": r}}}`, `{"pearson": {task: r}}`, or `{"pearson": r}`.
+
+def trainer_snippets(config: str, repo: str, key: str) -> dict[str, str]:
+    """Configuration text for axolotl and LLaMA-Factory that reads `config` of `repo` through its `messages` column.
+
+    Built as data and dumped, so the YAML and JSON parse by construction. Checked against (2025/2026 docs):
+    axolotl docs/dataset-formats/conversation.qmd (`type: chat_template`, `field_messages`,
+    `message_property_mappings`) and docs/dataset_loading.qmd (`path`, `name`, `split` as in load_dataset);
+    LLaMA-Factory data/README.md, "OpenAI Format" under "Sharegpt Format" (`formatting: sharegpt`,
+    `columns.messages`, `tags` role/content/user/assistant) and its dataset description keys (`hf_hub_url`,
+    `subset`, `split`).
     """
-    if not scorer:
-        return []
-    if isinstance(scorer.get("scorers"), dict):
-        return [{"name": name, **_pearson_fields(sub)} for name, sub in scorer["scorers"].items()]
-    pearson = scorer.get("pearson")
-    if isinstance(pearson, dict):
-        n = scorer.get("n_eval", scorer.get("n"))
-        return [{"name": name, "pearson": _float(r), "paper": PAPER_PEARSON.get(name), "n": n.get(name) if
-                 isinstance(n, dict) else n} for name, r in pearson.items()]
-    return [{**_pearson_fields(scorer), "name": str(scorer.get("name") or scorer.get("task") or "all")}]
+    import json
 
+    import yaml
 
-def _pearson_fields(report: dict[str, Any]) -> dict[str, Any]:
-    value = report.get("pearson", report.get("pearsonr"))
-    if isinstance(value, dict):
-        value = value.get("pearsonr", value.get("r"))
-    name = report.get("task") or report.get("name")
-    return {"pearson": _float(value), "paper": PAPER_PEARSON.get(name) if name else None,
-            "n": report.get("n_eval", report.get("n"))}
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
+    axolotl = {"datasets": [{
+        "path": repo, "name": config, "split": "train", "type": "chat_template", "field_messages": "messages",
+        "message_property_mappings": {"role": "role", "content": "content"},
+    }]}
+    llamafactory = {key: {
+        "hf_hub_url": repo, "subset": config, "split": "train", "formatting": "sharegpt",
+        "columns": {"messages": "messages"},
+        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
+    }}
+    return {"axolotl": yaml.safe_dump(axolotl, sort_keys=False).rstrip(),
+            "llamafactory": json.dumps(llamafactory, indent=2)}
 
 
 def _context(summary: ReleaseSummary) -> dict[str, Any]:
@@ -353,22 +367,20 @@ def _context(summary: ReleaseSummary) -> dict[str, Any]:
     # long values (per-source inputs, scorer hyper-parameters) stay in manifest.json, the table names them
     long_settings = [k for k, v in settings.items() if len(_value(v)) > 100]
     settings = {k: v for k, v in settings.items() if k not in long_settings}
-    model_rows = []
-    for role, spec in models.items():
-        if isinstance(spec, dict):
-            model_rows.append({"role": role, "name": spec.get("name") or spec.get("model"),
-                               "revision": spec.get("revision")})
-        else:
-            model_rows.append({"role": role, "name": spec, "revision": None})
-    scorer_other = {k: v for k, v in summary.scorer.items() if k not in ("scorers", "pearson")}
+    model_rows = [{"role": role, "name": spec.get("name"), "revision": spec.get("revision")}
+                  for role, spec in models.items()]
+    scorer_other = {k: v for k, v in summary.scorer.items() if k != "scorers"}
     non_commercial = [s for s in summary.sources if s.non_commercial]
     totals = {
         "available": sum(r.get("available") or 0 for r in summary.composition),
         "kept": sum(r.get("kept") or 0 for r in summary.composition),
     }
+    repo = summary.repo_id or "ORG/NAME"
+    first_subset = summary.subset_names[0] if summary.subset_names else "default"
+    key = re.sub(r"[^a-z0-9]+", "_", repo.split("/")[-1].lower()).strip("_") + f"_{first_subset}"
     return {
         "s": summary,
-        "repo": summary.repo_id or "ORG/NAME",
+        "repo": repo,
         "repo_known": summary.repo_id is not None,
         "settings": settings,
         "long_settings": long_settings,
@@ -378,7 +390,9 @@ def _context(summary: ReleaseSummary) -> dict[str, Any]:
         "paper_pearson": PAPER_PEARSON,
         "non_commercial": non_commercial,
         "totals": totals,
-        "first_subset": summary.subset_names[0] if summary.subset_names else "default",
+        "first_subset": first_subset,
+        "snippets": trainer_snippets(first_subset, repo, key),
+        "llamafactory_key": key,
         "paper_bibtex": PAPER_BIBTEX,
         "license_file": LICENSE_FILE,
     }
@@ -402,9 +416,9 @@ def license_markdown(summary: ReleaseSummary) -> str:
     lines = [
         f"# Licences of {summary.pretty_name}",
         "",
-        "This dataset is a mixture. It adds no licence of its own: every row stays under the licence of the "
+        ("This dataset is a mixture. It adds no licence of its own: every row stays under the licence of the "
         "source it came from, recorded in the row's `license` column. Check each source's terms before use; "
-        "sources marked non-commercial must not be used for commercial purposes.",
+        "sources marked non-commercial must not be used for commercial purposes."),
         "",
         "| source | licence(s) | non-commercial | homepage |",
         "|---|---|---|---|",

@@ -12,15 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PublishError
+from ..outputs import MARKER
 
-__all__ = ["MANIFEST", "README", "build_manifest", "composition_table", "load_manifest", "release_files",
+__all__ = ["DEFAULT_CONFIG", "MANIFEST", "POOL_CONFIG", "README", "build_manifest", "composition_table", "load_manifest", "release_files",
            "sha256_file", "validate_release"]
 
 MANIFEST = "manifest.json"
 README = "README.md"
 FORMAT = "openmathmix-release"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: `messages` in every config, the `pool` config, per-config columns
 DEFAULT_CONFIG = "default"
+POOL_CONFIG = "pool"
+GITATTRIBUTES = ".gitattributes"  # the Hub writes it into every repository
+HUB_LOCAL_DIR_CACHE = ".cache/huggingface/"  # what `hf download --local-dir` keeps beside the files it downloads
+PROGRESS_BYTES = 256 * 1024**2  # releases from this size show a progress bar while their files are checked
 LIBRARIES = ("datasets", "huggingface_hub", "pyarrow", "numpy", "torch", "transformers", "matplotlib", "jinja2")
 
 
@@ -46,6 +51,18 @@ def build_manifest(summary, settings, scorer_report, rows, root: Path) -> dict[s
         rel = path.relative_to(root).as_posix()
         if rel != MANIFEST:
             files[rel] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    configs = {}
+    for c in summary.configs:
+        entry = {
+            "rows": c.rows,
+            "data_dir": c.data_dir,
+            "files": sorted(f for f in files if f.startswith(c.data_dir + "/")),
+            "rows_per_source": c.per_source,
+            "columns": list(c.features),
+        }
+        if c.kept_rows is not None:
+            entry["rows_kept"] = c.kept_rows
+        configs[c.name] = entry
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -62,21 +79,15 @@ def build_manifest(summary, settings, scorer_report, rows, root: Path) -> dict[s
         "sources": [s.name for s in summary.sources],
         "licenses": {s.name: list(s.licenses) for s in summary.sources},
         "composition": rows,
-        "configs": {
-            c.name: {
-                "rows": c.rows,
-                "data_dir": c.data_dir,
-                "files": sorted(f for f in files if f.startswith(c.data_dir + "/")),
-                "rows_per_source": c.per_source,
-            }
-            for c in summary.configs
-        },
+        "card_sections": [section.title for section in summary.sections],
+        "figures": [fig["path"] for fig in summary.figures],
+        "configs": configs,
         "files": files,
     }
 
 
 def release_files(root: str | os.PathLike) -> list[Path]:
-    """Every file of a release folder, sorted, skipping hidden ones (`.cache`, editor files)."""
+    """The files a release is made of, sorted: every file but hidden ones (the marker, `.gitattributes`, caches)."""
     root = Path(root)
     return sorted(
         p for p in root.rglob("*")
@@ -84,9 +95,14 @@ def release_files(root: str | os.PathLike) -> list[Path]:
     )
 
 
+def _expected_extra(rel: str) -> bool:
+    """Files a release folder may hold beside its manifest's files: bookkeeping of openmathmix and of the Hub."""
+    return rel in (MANIFEST, MARKER, GITATTRIBUTES) or rel.startswith(HUB_LOCAL_DIR_CACHE)
+
+
 def composition_table(manifest: Mapping[str, Any]) -> str:
     """The manifest's per-source composition as a markdown table (rows available / kept / per subset)."""
-    subsets = [name for name in manifest.get("configs", {}) if name != DEFAULT_CONFIG]
+    subsets = [name for name in manifest.get("configs", {}) if name not in (DEFAULT_CONFIG, POOL_CONFIG)]
     head = ["source", "task", "policy", "available", "kept", "ratio", "mean score", "mean score kept", *subsets]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
 
@@ -121,21 +137,36 @@ def load_manifest(release_dir: str | os.PathLike) -> dict[str, Any]:
         raise PublishError(f"{path} is not valid JSON ({err}); rebuild the release") from None
 
 
-def validate_release(release_dir: str | os.PathLike, *, check_hashes: bool = False) -> dict[str, Any]:
-    """Check a release folder before publishing; return its manifest.
+def validate_release(release_dir: str | os.PathLike) -> dict[str, Any]:
+    """Check a release folder before it is shown or published; return its manifest.
 
     Checks: the folder exists; `README.md` parses and has `configs:` whose `data_files` match files; `manifest.json`
-    is present and every file it lists exists with the recorded size (and sha256 with `check_hashes=True`).
+    is present; every file it lists exists with the recorded size and sha256; no other file is there (besides the
+    output marker, the Hub's `.gitattributes` and huggingface_hub's download cache `.cache/huggingface/`).
+    Raises `PublishError` naming the first file that fails and what to do.
     """
     from huggingface_hub import DatasetCard
 
     root = Path(release_dir)
     if not root.is_dir():
         raise PublishError(f"release folder {root} does not exist; build one with `openmathmix build --out {root}`")
-    if not (root / README).is_file():
-        raise PublishError(f"{root} has no {README} (the dataset card); rebuild the release")
     manifest = load_manifest(root)
-    card = DatasetCard.load(root / README)
+    listed = manifest.get("files")
+    if not isinstance(listed, dict) or README not in listed:
+        raise PublishError(f"{root / MANIFEST} lists no files (or not {README}); rebuild the release")
+    on_disk = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    stray = [rel for rel in on_disk if rel not in listed and not _expected_extra(rel)]
+    if stray:
+        shown = ", ".join(stray[:5]) + (f" and {len(stray) - 5} more" if len(stray) > 5 else "")
+        raise PublishError(
+            f"{root} holds {len(stray)} file(s) that {MANIFEST} does not list: {shown}. A stray parquet file under "
+            "data/ would be loaded with the release's rows; remove these files or rebuild the release"
+        )
+    _check_files(root, listed)
+    try:
+        card = DatasetCard.load(root / README)
+    except ValueError as err:  # huggingface_hub raises ValueError for a broken YAML header
+        raise PublishError(f"{root / README} has no valid metadata header ({err}); rebuild the release") from None
     configs = card.data.to_dict().get("configs")
     if not configs:
         raise PublishError(f"{root / README} declares no `configs:`; `load_dataset` would not find the data files")
@@ -149,13 +180,27 @@ def validate_release(release_dir: str | os.PathLike, *, check_hashes: bool = Fal
                         f"config {cfg.get('config_name')!r} of {root / README} points at {pattern!r}, "
                         "which matches no file; rebuild the release"
                     )
-    for rel, meta in manifest.get("files", {}).items():
-        path = root / rel
-        if not path.is_file():
-            raise PublishError(f"{rel} is listed in {MANIFEST} but missing from {root}; rebuild the release")
-        if path.stat().st_size != meta.get("bytes"):
-            raise PublishError(f"{rel} has {path.stat().st_size} bytes, {MANIFEST} says {meta.get('bytes')}: "
-                               "the file changed after the build; rebuild the release")
-        if check_hashes and sha256_file(path) != meta.get("sha256"):
-            raise PublishError(f"{rel} does not match its sha256 in {MANIFEST}; rebuild the release")
     return manifest
+
+
+def _check_files(root: Path, listed: Mapping[str, Mapping[str, Any]]) -> None:
+    """Every listed file exists with its recorded size and sha256 (a progress bar for large releases)."""
+    from tqdm.auto import tqdm
+
+    total = sum(int(meta.get("bytes") or 0) for meta in listed.values())
+    with tqdm(total=total, unit="B", unit_scale=True, desc="checking sha256", disable=total < PROGRESS_BYTES,
+              leave=False) as bar:
+        for rel, meta in listed.items():
+            path = root / rel
+            if not path.is_file():
+                raise PublishError(f"{rel} is listed in {MANIFEST} but missing from {root}; restore it or rebuild "
+                                   "the release")
+            size = path.stat().st_size
+            if size != meta.get("bytes"):
+                raise PublishError(f"{rel} in {root} has {size:,} bytes, {MANIFEST} says {meta.get('bytes'):,}: the "
+                                   "file changed after the build. Restore it or rebuild the release")
+            if sha256_file(path) != meta.get("sha256"):
+                raise PublishError(f"{rel} in {root} does not match its sha256 in {MANIFEST} (same size, different "
+                                   "bytes): the file was changed or damaged after the build. Restore it or rebuild "
+                                   "the release")
+            bar.update(size)

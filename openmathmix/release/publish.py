@@ -1,40 +1,46 @@
-"""A release folder -> a Hub dataset repository: create it if needed, upload the folder, tag the commit.
+"""A release folder -> a Hub dataset repository that holds exactly its files, tagged.
 
-    publish("release/demo", "org/OpenMathMix-demo", tag="v0.1.0")              # upload
-    publish("release/demo", "org/OpenMathMix-demo", dry_run=True)              # only list what would go up
+    publish("release/demo", "org/OpenMathMix-demo", tag="v0.1.0")      # create or refresh the repository
+    publish("release/demo", "org/OpenMathMix-demo", dry_run=True)      # list what would be added, replaced, deleted
 
-Steps: check the folder (`release.validate_release`: card with `configs:`, data files present, manifest sizes) and
-scan its text files for tokens; then `HfApi.create_repo(repo_type="dataset", exist_ok=True)`, one upload of the
-whole folder, and `HfApi.create_tag` (the tag is `tag`, or the manifest's `version`).
+Steps: check the folder (`validate_release`: every file against the manifest's sha256, no stray files) and scan it
+for tokens (parquet rows included); create the repository if it is missing; read the repository's file list at its
+head commit and compare it with the release (`list_repo_tree`: LFS files carry their sha256, other files their git
+blob id); then commit the difference with `HfApi.create_commit`: files that are new or changed are uploaded, files
+the release does not have are deleted, so that afterwards the repository holds exactly the release's files plus the
+Hub's own `.gitattributes` (the local output marker is not uploaded). Last, the tag is set on that final commit.
 
-Upload method. `upload_folder` makes one commit, or, from huggingface_hub 1.20 on (with hf_xet, the default), a
-streamed upload that commits large folders in several parts and resumes when re-run. Older huggingface_hub versions
-have `upload_large_folder` for that job (resumable, many commits); it is used when the release is "large": at least
-`LARGE_RELEASE_FILES` files or `LARGE_RELEASE_BYTES` bytes (or `large=True`). The thresholds keep single-commit
-uploads to what a commit carries comfortably; where `upload_large_folder` is gone (huggingface_hub 2.x),
-`upload_folder` is used for every size.
+One commit, or several for a large release: uploads are split into commits of at most `COMMIT_MAX_FILES` files or
+`COMMIT_MAX_BYTES` bytes, data files first; the last commit carries the card, the manifest, the licence file and the
+deletion of stale files, so the card never points at a half-uploaded state for longer than the upload takes. Each
+commit names its parent (`parent_commit`), so a concurrent push makes the publish stop instead of mixing states. An
+interrupted publish resumes when re-run: the files already committed compare equal and are not sent again.
 
 Credentials. The token is `token`, else huggingface_hub's own lookup (`get_token()`: the `HF_TOKEN` environment
-variable, then the file written by `hf auth login`). It is passed to `HfApi` and never printed, logged or written.
-A dry run needs no token and makes no network call.
+variable, then the file written by `hf auth login`). It goes to `HfApi` and is never printed, logged or written. A dry
+run needs no token; it reads the repository's file list when the Hub is reachable, and otherwise says so and lists
+every file as new.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import PublishError
-from .manifest import release_files, validate_release
+from .manifest import GITATTRIBUTES, MANIFEST, README, sha256_file, validate_release
 from .scan import check_no_secrets
 
-__all__ = ["LARGE_RELEASE_BYTES", "LARGE_RELEASE_FILES", "UploadPlan", "plan_upload", "publish"]
+__all__ = ["COMMIT_MAX_BYTES", "COMMIT_MAX_FILES", "PublishPlan", "plan_publish", "publish"]
 
-LARGE_RELEASE_FILES = 100  # files in the release folder from which the large-folder upload is used
-LARGE_RELEASE_BYTES = 2 * 1024**3  # bytes (2 GiB) from which the large-folder upload is used
+COMMIT_MAX_FILES = 100  # files uploaded per commit
+COMMIT_MAX_BYTES = 2 * 1024**3  # bytes (2 GiB) uploaded per commit
 REPO_TYPE = "dataset"
-IGNORE_PATTERNS = [".*", "*/.*"]  # hidden files and folders (caches, editor files) never go up
+LAST_FILES = (README, MANIFEST, "LICENSE.md")  # uploaded in the final commit, with the deletion of stale files
+ACTIONS = ("add", "replace", "keep", "delete")
 
 NO_TOKEN_MESSAGE = (
     "no Hugging Face token found: run `hf auth login` (or set the HF_TOKEN environment variable to a token with "
@@ -43,36 +49,49 @@ NO_TOKEN_MESSAGE = (
 
 
 @dataclass
-class UploadPlan:
-    """What `publish` uploads: the files (relative path, bytes), the target, and how."""
+class PublishPlan:
+    """What a publish does: each file's action, the commits, the target and the tag."""
 
     release_dir: Path
     repo_id: str
     private: bool
     tag: str
-    files: list[tuple[str, int]]
-    method: str  # "upload_folder" or "upload_large_folder"
+    sizes: dict[str, int]  # release file -> bytes (what the repository will hold, besides .gitattributes)
+    actions: dict[str, str]  # path -> "add" | "replace" | "keep" | "delete"
+    commits: list[list[str]]  # the files each commit uploads; the last also deletes
+    remote: str  # how the repository's current state was read
+    head: str | None = None  # the repository's head commit the plan was made against
     notes: list[str] = field(default_factory=list)
-    commit: str | None = None  # set after a real upload
+    commit: str | None = None  # the final commit, after a real publish
     url: str | None = None
+
+    def paths(self, action: str) -> list[str]:
+        return sorted(p for p, a in self.actions.items() if a == action)
 
     @property
     def total_bytes(self) -> int:
-        return sum(size for _, size in self.files)
+        return sum(self.sizes.values())
+
+    @property
+    def upload_bytes(self) -> int:
+        return sum(self.sizes[p] for p in self.paths("add") + self.paths("replace"))
 
     def describe(self) -> str:
-        width = max((len(_size(n)) for _, n in self.files), default=0)
+        counts = {a: len(self.paths(a)) for a in ACTIONS}
+        width = max((len(_size(n)) for n in self.sizes.values()), default=0)
         lines = [
             f"repo:    {self.repo_id} (dataset, {'private' if self.private else 'public'}; created if missing)",
             f"tag:     {self.tag}",
-            f"method:  {self.method} (large-folder threshold: {LARGE_RELEASE_FILES} files or "
-            f"{_size(LARGE_RELEASE_BYTES)})",
-            f"files:   {len(self.files)}",
-            *(f"  {_size(n):>{width}}  {rel}" for rel, n in self.files),
-            f"total:   {len(self.files)} files, {_size(self.total_bytes)} ({self.total_bytes:,} bytes)",
-            *self.notes,
+            f"remote:  {self.remote}",
+            (f"files:   {counts['add']} to add, {counts['replace']} to replace, {counts['delete']} to delete, "
+            f"{counts['keep']} unchanged"),
         ]
-        return "\n".join(lines)
+        for path in sorted(self.actions):
+            size = _size(self.sizes[path]) if path in self.sizes else ""
+            lines.append(f"  {self.actions[path]:<8} {size:>{width}}  {path}")
+        lines.append(f"total:   {len(self.sizes)} files, {_size(self.total_bytes)} ({self.total_bytes:,} bytes); "
+                     f"upload {_size(self.upload_bytes)} in {len(self.commits)} commit(s)")
+        return "\n".join([*lines, *self.notes])
 
 
 def _size(n: int) -> str:
@@ -83,16 +102,16 @@ def _size(n: int) -> str:
     return f"{n:.1f} TB"  # pragma: no cover - unreachable
 
 
-def plan_upload(
-    release_dir: str | os.PathLike,
-    repo_id: str,
-    *,
-    private: bool = False,
-    tag: str | None = None,
-    large: bool | None = None,
-) -> UploadPlan:
-    """Validate the release and decide what would be uploaded (no network)."""
-    from huggingface_hub import HfApi
+def git_blob_id(path: Path) -> str:
+    """The git object id of a file (sha1 of `blob <size>\\0<bytes>`): what the Hub lists for a non-LFS file."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_repo_id(repo_id: str) -> None:
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -100,31 +119,92 @@ def plan_upload(
         validate_repo_id(repo_id)
     except HFValidationError as err:
         raise PublishError(f"invalid --repo-id {repo_id!r}: {err}") from None
-    if not repo_id or "/" not in repo_id:
+    if "/" not in repo_id:
         raise PublishError(f"--repo-id must be ORG/NAME (or USER/NAME), got {repo_id!r}")
+
+
+def read_remote(api: Any, repo_id: str, token: str | None) -> tuple[str | None, dict[str, Any]]:
+    """`(head commit, {path: RepoFile})` of a Hub dataset repository; `(None, {})` when it does not exist."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.hf_api import RepoFile
+
+    try:
+        head = api.repo_info(repo_id, repo_type=REPO_TYPE, token=token).sha
+    except RepositoryNotFoundError:
+        return None, {}
+    tree = api.list_repo_tree(repo_id, recursive=True, revision=head, repo_type=REPO_TYPE, token=token)
+    return head, {entry.path: entry for entry in tree if isinstance(entry, RepoFile)}
+
+
+def _unchanged(remote: Any, path: Path, size: int, sha256: str) -> bool:
+    if remote.size != size:
+        return False
+    if remote.lfs is not None:
+        return remote.lfs.sha256 == sha256
+    return remote.blob_id == git_blob_id(path)
+
+
+def plan_publish(
+    release_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    remote: tuple[str | None, dict[str, Any]] = (None, {}),
+    remote_note: str = "the repository does not exist yet: every file is new",
+    private: bool = False,
+    tag: str | None = None,
+    max_commit_files: int = COMMIT_MAX_FILES,
+    max_commit_bytes: int = COMMIT_MAX_BYTES,
+) -> PublishPlan:
+    """Validate the release and compare it with the repository's files `remote` (from `read_remote`); no network."""
+    _check_repo_id(repo_id)
     root = Path(release_dir)
     manifest = validate_release(root)
     tag = tag or manifest.get("version")
     if not tag:
-        raise PublishError(f"no tag given and {root}/manifest.json has no version; pass --tag VERSION")
-    files = [(p.relative_to(root).as_posix(), p.stat().st_size) for p in release_files(root)]
-    size = sum(n for _, n in files)
+        raise PublishError(f"no tag given and {root / MANIFEST} has no version; pass --tag VERSION")
+    files = {rel: (meta["bytes"], meta["sha256"]) for rel, meta in manifest["files"].items()}
+    files[MANIFEST] = ((root / MANIFEST).stat().st_size, sha256_file(root / MANIFEST))
+    head, remote_files = remote
+    actions = {}
+    for rel, (size, sha256) in files.items():
+        if rel not in remote_files:
+            actions[rel] = "add"
+        else:
+            actions[rel] = "keep" if _unchanged(remote_files[rel], root / rel, size, sha256) else "replace"
+    for rel in remote_files:
+        if rel not in files and rel != GITATTRIBUTES:
+            actions[rel] = "delete"
+    uploads = [p for p in sorted(actions) if actions[p] in ("add", "replace")]
+    commits = _batches([p for p in uploads if p not in LAST_FILES], {p: files[p][0] for p in uploads},
+                       max_commit_files, max_commit_bytes)
+    last = [p for p in uploads if p in LAST_FILES]
+    if last or "delete" in actions.values():  # the final commit: card, manifest, licence and stale deletions
+        commits.append(last)
     notes = []
-    is_large = large if large is not None else (len(files) >= LARGE_RELEASE_FILES or size >= LARGE_RELEASE_BYTES)
-    if is_large and hasattr(HfApi, "upload_large_folder"):
-        method = "upload_large_folder"
-    else:
-        method = "upload_folder"
-        if is_large:
-            notes.append("note:    this huggingface_hub has no upload_large_folder; upload_folder commits large "
-                         "folders in parts and resumes when re-run")
     if not manifest.get("repo_id"):
         notes.append(f"note:    the card's usage examples say ORG/NAME; rebuild with --repo-id {repo_id} to name "
                      "this repository there")
     elif manifest["repo_id"] != repo_id:
         notes.append(f"note:    the card's usage examples name {manifest['repo_id']!r}; rebuild with "
                      f"--repo-id {repo_id} to change them")
-    return UploadPlan(root, repo_id, private, str(tag), files, method, notes)
+    return PublishPlan(root, repo_id, private, str(tag),
+                       {rel: size for rel, (size, _) in files.items()}, actions, commits, remote_note, head, notes)
+
+
+def _batches(paths: list[str], sizes: dict[str, int], max_files: int, max_bytes: int) -> list[list[str]]:
+    """`paths` in order, cut into commits of at most `max_files` files and (where possible) `max_bytes` bytes."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    current_bytes = 0
+    for path in paths:
+        if current and (len(current) >= max_files or current_bytes + sizes[path] > max_bytes):
+            batches.append(current)
+            current, current_bytes = [], 0
+        current.append(path)
+        current_bytes += sizes[path]
+    if current:
+        batches.append(current)
+    return batches
 
 
 def publish(
@@ -135,61 +215,97 @@ def publish(
     tag: str | None = None,
     dry_run: bool = False,
     token: str | None = None,
-    large: bool | None = None,
-) -> UploadPlan:
-    """Upload a release folder to the Hub dataset repository `repo_id` and tag it; return the plan it followed.
+    api: Any = None,
+    max_commit_files: int = COMMIT_MAX_FILES,
+    max_commit_bytes: int = COMMIT_MAX_BYTES,
+) -> PublishPlan:
+    """Make the Hub dataset repository `repo_id` hold exactly the release folder's files, tag it; return the plan.
 
-    Raises `PublishError` for an invalid folder, a token-like string in a text file, a missing token, offline mode,
-    an unreachable Hub, or a Hub refusal (permissions, existing tag), saying what was and was not done.
+    `api` is an `HfApi`-like object (default: `HfApi(token=...)`); tests pass an in-process stand-in. Raises
+    `PublishError` for an invalid folder, a token-like string in a file, a missing token, offline mode, an
+    unreachable Hub, or a Hub refusal (permissions, existing tag, a concurrent push), saying what was done.
     """
-    plan = plan_upload(release_dir, repo_id, private=private, tag=tag, large=large)
+    _check_repo_id(repo_id)
+    options = {"private": private, "tag": tag, "max_commit_files": max_commit_files,
+               "max_commit_bytes": max_commit_bytes}
     if dry_run:
-        check_no_secrets(plan.release_dir)
-        print("dry run: nothing is uploaded and the Hub is not contacted")
+        validate_release(release_dir)
+        check_no_secrets(release_dir)
+        plan = plan_publish(release_dir, repo_id, **options, **_dry_remote(api, repo_id, token))
+        print("dry run: nothing is uploaded, deleted or tagged")
         print(plan.describe())
         return plan
 
     from huggingface_hub import HfApi, get_token
 
-    token = token or get_token()
-    if not token:
-        raise PublishError(NO_TOKEN_MESSAGE)
-    check_no_secrets(plan.release_dir, extra=[token])
-    if _offline():
-        raise PublishError(
-            "HF_HUB_OFFLINE is set, so the Hub cannot be reached: unset it (and check the network) to publish. "
-            "Nothing was uploaded"
-        )
-    print(plan.describe())
-    api = HfApi(token=token)
+    if api is None:
+        token = token or get_token()
+        if not token:
+            raise PublishError(NO_TOKEN_MESSAGE)
+        if _offline():
+            raise PublishError("HF_HUB_OFFLINE is set, so the Hub cannot be reached: unset it (and check the "
+                               "network) to publish. Nothing was uploaded")
+        api = HfApi(token=token)
+    validate_release(release_dir)
+    check_no_secrets(release_dir, extra=[token] if token else [])
     done = "nothing was uploaded"
+    plan = None
     try:
-        api.create_repo(plan.repo_id, repo_type=REPO_TYPE, private=plan.private, exist_ok=True, token=token)
-        done = f"the repository {plan.repo_id} exists, but the upload did not complete (re-run to resume)"
-        if plan.method == "upload_large_folder":
-            api.upload_large_folder(
-                repo_id=plan.repo_id, folder_path=str(plan.release_dir), repo_type=REPO_TYPE,
-                ignore_patterns=IGNORE_PATTERNS, private=plan.private,
-            )
-            commit = api.dataset_info(plan.repo_id, token=token).sha
-        else:
-            info = api.upload_folder(
-                repo_id=plan.repo_id, folder_path=str(plan.release_dir), repo_type=REPO_TYPE, token=token,
-                commit_message=f"Release {plan.tag}", ignore_patterns=IGNORE_PATTERNS,
-            )
-            commit = getattr(info, "oid", None)
-        done = f"the files are uploaded to {plan.repo_id}, but the tag {plan.tag!r} was not created"
-        api.create_tag(plan.repo_id, tag=plan.tag, revision=commit, repo_type=REPO_TYPE, token=token,
+        api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True, token=token)
+        head, files = read_remote(api, repo_id, token)
+        plan = plan_publish(release_dir, repo_id, **options, remote=(head, files),
+                            remote_note=f"{len(files)} file(s) at commit {head}")
+        print(plan.describe())
+        deletes = plan.paths("delete")
+        for index, batch in enumerate(plan.commits):
+            final = index == len(plan.commits) - 1
+            operations = _operations(plan.release_dir, batch, deletes if final else [])
+            title = f"Release {plan.tag}" + ("" if final else f" (part {index + 1} of {len(plan.commits)})")
+            info = api.create_commit(repo_id, operations=operations, commit_message=title, repo_type=REPO_TYPE,
+                                     token=token, parent_commit=head)
+            head = info.oid
+            done = (f"{index + 1} of {len(plan.commits)} commit(s) reached {repo_id}; re-run to finish (files already "
+                    "committed are not sent again)")
+        done = f"{repo_id} holds the release, but the tag {plan.tag!r} was not created"
+        api.create_tag(repo_id, tag=plan.tag, revision=head, repo_type=REPO_TYPE, token=token,
                        tag_message=f"openmathmix release {plan.tag}")
-    except Exception as err:  # noqa: BLE001 - every failure is re-raised as a PublishError saying what was done
-        error = _publish_error(err, plan, done)
-        error.args = (str(error).replace(token, "<token>"),)  # belt and braces: a message never carries the token
+    except PublishError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every Hub failure is re-raised as a PublishError saying what was done
+        error = _publish_error(err, repo_id, plan.tag if plan else tag, done)
+        if token:
+            error.args = (str(error).replace(token, "<token>"),)  # a message never carries the token
         raise error from None
-    plan.commit = commit
-    plan.url = f"https://huggingface.co/datasets/{plan.repo_id}"
-    print(f"published {len(plan.files)} files ({_size(plan.total_bytes)}) to {plan.url}, tag {plan.tag}"
-          + (f", commit {commit}" if commit else ""))
+    plan.commit = head
+    plan.url = f"https://huggingface.co/datasets/{repo_id}"
+    print(f"published {len(plan.sizes)} files ({_size(plan.total_bytes)}) to {plan.url} in {len(plan.commits)} "
+          f"commit(s), tag {plan.tag}, commit {head}")
     return plan
+
+
+def _dry_remote(api: Any, repo_id: str, token: str | None) -> dict[str, Any]:
+    """The repository's state for a dry run, or a note saying why it was not read (no error: nothing is changed)."""
+    from huggingface_hub import HfApi
+
+    if api is None:
+        if _offline():
+            return {"remote_note": "not read (HF_HUB_OFFLINE is set): every file is listed as new"}
+        api = HfApi(token=token)
+    try:
+        head, files = read_remote(api, repo_id, token)
+    except Exception as err:  # noqa: BLE001 - a dry run reports what it could not read and goes on
+        return {"remote_note": f"not read ({type(err).__name__}: {_first_line(err)}): every file is listed as new"}
+    if head is None:
+        return {"remote_note": "the repository does not exist (or is not visible with this token): every file is "
+                               "new"}
+    return {"remote": (head, files), "remote_note": f"{len(files)} file(s) at commit {head}"}
+
+
+def _operations(root: Path, uploads: list[str], deletes: list[str]) -> list[Any]:
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    return [*(CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(root / rel)) for rel in uploads),
+            *(CommitOperationDelete(path_in_repo=rel) for rel in deletes)]
 
 
 def _offline() -> bool:
@@ -199,11 +315,11 @@ def _offline() -> bool:
     return huggingface_hub.is_offline_mode() or flag.strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def _publish_error(err: Exception, plan: UploadPlan, done: str) -> PublishError:
+def _publish_error(err: Exception, repo_id: str, tag: str | None, done: str) -> PublishError:
     """A clear message for a failed Hub call; never claims success, never repeats the token."""
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
-    where = f"publishing to {plan.repo_id} failed"
+    where = f"publishing to {repo_id} failed"
     if isinstance(err, OfflineModeIsEnabled):
         return PublishError(f"{where}: huggingface_hub is in offline mode (HF_HUB_OFFLINE); {done}")
     if isinstance(err, RepositoryNotFoundError):
@@ -213,9 +329,11 @@ def _publish_error(err: Exception, plan: UploadPlan, done: str) -> PublishError:
         status = getattr(getattr(err, "response", None), "status_code", None)
         if status in (401, 403):
             return PublishError(f"{where}: the Hub refused the token (HTTP {status}); it needs write access to "
-                                f"{plan.repo_id.split('/')[0]}. Run `hf auth login` with a write token; {done}")
+                                f"{repo_id.split('/')[0]}. Run `hf auth login` with a write token; {done}")
         if status == 409 and "tag" in done:
-            return PublishError(f"{where}: the tag {plan.tag!r} already exists; pass another --tag; {done}")
+            return PublishError(f"{where}: the tag {tag!r} already exists; pass another --tag; {done}")
+        if status == 412:
+            return PublishError(f"{where}: the repository changed while publishing (another push?); {done}")
         return PublishError(f"{where}: the Hub answered HTTP {status}: {_first_line(err)}; {done}")
     if _is_connection_error(err):
         return PublishError(f"{where}: the Hub could not be reached ({type(err).__name__}: {_first_line(err)}); "
@@ -224,18 +342,11 @@ def _publish_error(err: Exception, plan: UploadPlan, done: str) -> PublishError:
 
 
 def _is_connection_error(err: Exception) -> bool:
-    if isinstance(err, (ConnectionError, TimeoutError)):
-        return True
-    try:
-        import httpx2
-    except ModuleNotFoundError:  # huggingface_hub < 2 runs on requests/httpx
-        httpx2 = None
-    if httpx2 is not None and isinstance(err, httpx2.TransportError):
-        return True
-    return type(err).__name__ in {"ConnectError", "ConnectTimeout", "ReadTimeout", "NetworkError"}
+    import httpx2
+
+    return isinstance(err, (ConnectionError, TimeoutError, httpx2.TransportError))
 
 
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else ""
-
