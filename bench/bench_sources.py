@@ -8,7 +8,8 @@ blank rows, make ids, write the Arrow file and memory-map it as a `datasets.Data
     .venv/bin/python bench/bench_sources.py
     .venv/bin/python bench/bench_sources.py --source gsm8k_screl --files ../shared/realdata/gsm8k_screl/train_use.jsonl
 
-For a .jsonl input the baseline is `pyarrow.json.read_json`. Each side runs --repeats times in the same process,
+For a .jsonl input the baseline is `pyarrow.json.read_json` (compressed inputs such as .jsonl.gz are decompressed
+by pyarrow on both sides). Each side runs --repeats times in the same process,
 alternating, and the best time of each is kept. The last line is
 
     RESULT bench=sources rows=N rows_per_s=X ratio_vs_pyarrow=Y
@@ -44,9 +45,11 @@ def parse_args(argv=None):
 
 
 def read_with_pyarrow(files: list[Path], columns: tuple[str, ...] | None) -> int:
+    from openmathmix.readers import file_kind
+
     rows = 0
     for f in files:
-        if f.suffix == ".tsv":
+        if file_kind(f)[0] == ".tsv":
             table = pcsv.read_csv(
                 f,
                 read_options=pcsv.ReadOptions(column_names=list(columns)),

@@ -377,8 +377,13 @@ class Inputs:
 
 
 def _walk(folder: Path, unreadable: Callable[[Path], str | None], found: Inputs) -> None:
-    """Every file under ``folder`` (sorted, recursive); hidden entries and symlinked folders are named, not read."""
-    for root, dirs, files in os.walk(folder):
+    """Every file under ``folder`` (sorted, recursive); hidden entries, symlinked folders and folders that cannot be
+    listed are named, not read."""
+
+    def unlisted(err: OSError) -> None:
+        found.skipped[f"{err.filename}{os.sep}"] = f"folder that cannot be listed ({err.strerror})"
+
+    for root, dirs, files in os.walk(folder, onerror=unlisted):
         base = Path(root)
         for name in sorted(dirs):
             path = base / name

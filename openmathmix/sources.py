@@ -76,6 +76,7 @@ BUILDERS_ENV = "OPENMATHMIX_BUILDERS"
 WRITER_BATCH_ROWS = 10_000  # rows per Arrow record batch in the output file
 EMPTY_QUESTION = "empty question"
 EMPTY_ANSWER = "empty answer"
+SUMMARY_SKIPPED = 20  # files not read that BuildReport.summary() lists by name
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -200,7 +201,10 @@ class BuildReport:
             lines += [f"  {n:>9,}  {reason}" for reason, n in sorted(self.merged.items())]
         if self.skipped:
             lines.append(f"not read    {len(self.skipped):,} file(s)")
-            lines += [f"  {path}: {reason}" for path, reason in self.skipped.items()]
+            shown = list(self.skipped.items())[:SUMMARY_SKIPPED]
+            lines += [f"  {path}: {reason}" for path, reason in shown]
+            if len(self.skipped) > len(shown):
+                lines.append(f"  ... and {len(self.skipped) - len(shown):,} more (all are listed in the report)")
         return "\n".join(lines)
 
 

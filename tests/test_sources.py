@@ -367,3 +367,10 @@ def test_cli_build_failures_leave_the_old_output_as_it_was(capsys, tmp_path, mon
     assert f"{bad}, line 2" in capsys.readouterr().err
     assert _tree(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "cache", "out"]
+
+
+def test_cli_build_refuses_an_out_that_holds_the_source_cache(capsys, tmp_path, monkeypatch, no_build):
+    monkeypatch.setattr("openmathmix.sources.default_cache_dir", lambda: tmp_path / "work" / "cache")
+    assert _build_cli(tmp_path / "work") == 2
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path / 'work'} contains the input {tmp_path / 'work' / 'cache'}" in err

@@ -69,13 +69,15 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     from ..outputs import check_output, output_folder
-    from ..sources import build_source, get_source, input_files
+    from ..sources import build_source, default_cache_dir, get_source, input_files
 
     if args.limit is not None and args.limit < 1:
         raise SourceError(f"--limit must be >= 1, got {args.limit}")
     source = get_source(args.name)
-    # Listing the inputs reads no data; --out is validated against them before the build reads anything.
+    # Listing the inputs reads no data; --out is validated against them (and the source cache the build writes to)
+    # before the build reads anything.
     inputs = [*args.data_files, *input_files(source, args.data_files)] if args.data_files else []
+    inputs.append(default_cache_dir())
     check_output(args.out, inputs=inputs, overwrite=args.overwrite)
     ds, report = build_source(source, args.data_files, args.limit, progress=args.progress)
     # Only writing happens inside the block: its OSErrors are about --out (a full disk, say), and leave it as it was.
