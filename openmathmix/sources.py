@@ -2,9 +2,10 @@
 
 A source is one small file in the top-level ``builders/`` folder (installed as ``openmathmix.builders``) that defines
 ``SOURCE = Source(...)``: where the data lives on the Hub, its licence and size in the paper, and the row layouts it
-is published in (``formats``, see :mod:`openmathmix.formats`; a parser that only one source needs lives in its builder
-file). Its notes, licence discussion and BibTeX live in
-``cards/sources/<name>.md``. :func:`build_source` turns it into rows of :data:`openmathmix.schema.FEATURES`:
+is published in (``formats``, see :mod:`openmathmix.formats`; a parser that only one source needs lives in its
+builder file). Its notes, licence discussion and BibTeX live in ``cards/sources/<name>.md``; a sample in its native
+format in ``builders/fixtures/``, one per other layout under ``builders/fixtures/layouts/<name>/``.
+:func:`build_source` turns it into rows of :data:`openmathmix.schema.FEATURES`:
 
 * without ``data_files`` it calls :func:`datasets.load_dataset` with the source's Hub arguments, one split at a time;
 * with ``data_files`` it reads local copies of the source's native files (Hub files, original releases, re-exports;
@@ -333,8 +334,10 @@ def _origins(paths: list[Path]) -> list[str]:
             return out
         out = [".".join([*parts[len(parts) - min(depth, len(parts)):], data_stem(p)]) if o in clash else o
                for o, p, parts in zip(out, paths, parents, strict=True)]
-    clash = sorted({o for o, n in Counter(out).items() if n > 1})
-    raise DataFileError(f"several data files map to the same id origin {clash}; rename them so that they differ")
+    counts = Counter(out)
+    same = [str(p) for p, o in zip(paths, out, strict=True) if counts[o] > 1]
+    raise DataFileError(f"{', '.join(same)}: these files differ only in their suffixes, so their rows would get the "
+                        "same ids; rename one of them (or pass only one)")
 
 
 def _local_chunks(source: Source, paths: list[Path], batch_rows: int) -> Iterator[Chunk]:

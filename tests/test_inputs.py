@@ -313,3 +313,12 @@ def test_hub_repo_not_found_gives_a_message(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", missing)
     with pytest.raises(SourceError, match=r"TIGER-Lab/MathInstruct .* was not found on the Hub, or it is gated"):
         build_source("mathinstruct", cache_dir=tmp_path, progress=False)
+
+
+def test_files_that_cannot_get_distinct_origins_are_refused(tmp_path):
+    (tmp_path / "train.jsonl").write_bytes(jsonl_bytes(ROWS[:2]))
+    (tmp_path / "train.json.gz").write_bytes(gzip.compress(jsonl_bytes(ROWS[2:4])))
+    with pytest.raises(DataFileError) as err:
+        build("gsm8k_screl", tmp_path, tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / 'train.json.gz'}, {tmp_path / 'train.jsonl'}: these files differ "
+                                     "only in their suffixes")
