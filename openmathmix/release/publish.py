@@ -154,11 +154,15 @@ def plan_publish(
     tag: str | None = None,
     max_commit_files: int = COMMIT_MAX_FILES,
     max_commit_bytes: int = COMMIT_MAX_BYTES,
+    manifest: dict[str, Any] | None = None,
 ) -> PublishPlan:
-    """Validate the release and compare it with the repository's files `remote` (from `read_remote`); no network."""
+    """Compare the release with the repository's files `remote` (from `read_remote`); no network.
+
+    `manifest` is the release's manifest as `validate_release` returned it (None: validate here).
+    """
     _check_repo_id(repo_id)
     root = Path(release_dir)
-    manifest = validate_release(root)
+    manifest = manifest or validate_release(root)
     tag = tag or manifest.get("version")
     if not tag:
         raise PublishError(f"no tag given and {root / MANIFEST} has no version; pass --tag VERSION")
@@ -175,11 +179,15 @@ def plan_publish(
         if rel not in files and rel != GITATTRIBUTES:
             actions[rel] = "delete"
     uploads = [p for p in sorted(actions) if actions[p] in ("add", "replace")]
-    commits = _batches([p for p in uploads if p not in LAST_FILES], {p: files[p][0] for p in uploads},
-                       max_commit_files, max_commit_bytes)
-    last = [p for p in uploads if p in LAST_FILES]
-    if last or "delete" in actions.values():  # the final commit: card, manifest, licence and stale deletions
-        commits.append(last)
+    sizes = {p: files[p][0] for p in uploads}
+    deletes = "delete" in actions.values()
+    if len(uploads) <= max_commit_files and sum(sizes.values()) <= max_commit_bytes:
+        commits = [uploads] if uploads or deletes else []  # one commit, or none when nothing changed
+    else:
+        commits = _batches([p for p in uploads if p not in LAST_FILES], sizes, max_commit_files, max_commit_bytes)
+        last = [p for p in uploads if p in LAST_FILES]
+        if last or deletes:  # the final commit: card, manifest, licence and the deletion of stale files
+            commits.append(last)
     notes = []
     if not manifest.get("repo_id"):
         notes.append(f"note:    the card's usage examples say ORG/NAME; rebuild with --repo-id {repo_id} to name "
@@ -229,8 +237,8 @@ def publish(
     options = {"private": private, "tag": tag, "max_commit_files": max_commit_files,
                "max_commit_bytes": max_commit_bytes}
     if dry_run:
-        validate_release(release_dir)
-        check_no_secrets(release_dir)
+        options["manifest"] = validate_release(release_dir)
+        check_no_secrets(release_dir, extra=[token] if token else [])
         plan = plan_publish(release_dir, repo_id, **options, **_dry_remote(api, repo_id, token))
         print("dry run: nothing is uploaded, deleted or tagged")
         print(plan.describe())
@@ -246,7 +254,7 @@ def publish(
             raise PublishError("HF_HUB_OFFLINE is set, so the Hub cannot be reached: unset it (and check the "
                                "network) to publish. Nothing was uploaded")
         api = HfApi(token=token)
-    validate_release(release_dir)
+    options["manifest"] = validate_release(release_dir)
     check_no_secrets(release_dir, extra=[token] if token else [])
     done = "nothing was uploaded"
     plan = None
