@@ -11,7 +11,7 @@ from ..errors import OpenMathMixError
 
 # Each module defines `register(subparsers)`; a sub-command sets `func(args) -> int | None` as its default.
 # Modules import heavy libraries (torch, transformers) inside their handlers, so `--help` stays fast.
-COMMAND_MODULES = ("sources", "build", "stages", "select", "release")
+COMMAND_MODULES = ("sources", "build", "stages", "select", "release", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

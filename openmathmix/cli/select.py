@@ -21,7 +21,6 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import SelectionError
 from ..select.strategies import STRATEGIES
 
 REPORT_JSON = "composition.json"
@@ -51,28 +50,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_dataset_folder(path: Path, split: str | None):
-    """A ``save_to_disk`` folder as one Dataset (``split`` picks one of a DatasetDict)."""
-    import datasets
-
-    if not path.is_dir():
-        raise SelectionError(f"--in {path} is not a folder written by save_to_disk")
-    try:
-        loaded = datasets.load_from_disk(str(path))
-    except FileNotFoundError as err:
-        raise SelectionError(f"--in {path} is not a folder written by save_to_disk ({err})") from None
-    if isinstance(loaded, datasets.DatasetDict):
-        if split is None and len(loaded) == 1:
-            return next(iter(loaded.values()))
-        if split not in loaded:
-            raise SelectionError(f"--in {path} holds splits {list(loaded)}; pick one with --split")
-        return loaded[split]
-    if split is not None:
-        raise SelectionError(f"--in {path} is a single Dataset; drop --split")
-    return loaded
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..evaluate.inputs import load_dataset_folder
     from ..outputs import output_folder
     from ..select.kcenter import resolve_device
     from ..select.mixture import load_preset, select_mixture
