@@ -19,6 +19,7 @@ from openmathmix.evaluate import (
     evaluate,
     evaluation_markdown,
     load_benchmark,
+    load_pool,
     pick_subset,
     pool_from_dataset,
     write_figure,
@@ -77,7 +78,8 @@ def test_mean_and_spread():
 def make_pool(seed: int = 0) -> datasets.Dataset:
     """Three sources of synthetic rows (no real data): arithmetic with worked or bare answers, and chit-chat."""
     rng = np.random.default_rng(seed)
-    rows = {"id": [], "source": [], "task": [], "question": [], "answer": [], "embedding": [], "quality_score": []}
+    rows = {"id": [], "source": [], "task": [], "question": [], "answer": [], "license": [], "embedding": [],
+            "quality_score": []}
     for name, n, center in (("gsm8k_screl", 30, 0.0), ("dmath", 20, 4.0), ("alpaca", 15, -4.0)):
         for i in range(n):
             a, b = int(rng.integers(2, 50)), int(rng.integers(2, 50))
@@ -87,6 +89,7 @@ def make_pool(seed: int = 0) -> datasets.Dataset:
             rows["task"].append("general" if name == "alpaca" else "reasoning")
             rows["question"].append(f"What is {a} plus {b}?" if name != "alpaca" else f"Say hello {i} times.")
             rows["answer"].append(f"{a} + {b} = {a + b}. The answer is {a + b}." if worked else f"{a + b}")
+            rows["license"].append("mit")
             rows["embedding"].append((center + rng.standard_normal(8)).astype(np.float32).tolist())
             rows["quality_score"].append(float(rng.uniform(1, 5)))
     return datasets.Dataset.from_dict(rows)
@@ -108,6 +111,21 @@ def test_subsets_have_equal_size_for_every_strategy():
 def test_pool_needs_its_columns():
     with pytest.raises(MissingColumnsError, match=r"needs column\(s\) \['embedding'\]"):
         pool_from_dataset(make_pool().remove_columns("embedding"), "my-pool")
+
+
+def test_pool_from_a_release_with_embeddings(tmp_path):
+    from openmathmix.release import write_release
+    from openmathmix.select.mixture import parse_preset, select_mixture
+
+    preset = parse_preset({"sources": {"gsm8k_screl": "all", "dmath": "all", "alpaca": "all"}, "init_size": 2})
+    mixture, report = select_mixture(make_pool(), preset, device="cpu")
+    write_release(mixture, tmp_path / "rel", composition=report, keep_embedding=True)
+    pool = load_pool(tmp_path / "rel")
+    assert len(pool) == len(mixture) and pool.counts() == {"gsm8k_screl": 30, "dmath": 20, "alpaca": 15}
+    np.testing.assert_array_equal(pool.embeddings, np.array(mixture["embedding"], dtype=np.float32))
+    write_release(mixture, tmp_path / "bare", composition=report)
+    with pytest.raises(MissingColumnsError, match="rebuild it with --keep-embedding"):
+        load_pool(tmp_path / "bare")
 
 
 def test_benchmark_files_in_gsm8k_and_math_layouts(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
 
@@ -155,7 +156,7 @@ def demo_run():
 
 
 def test_demo_mixture_ranks_and_counts(demo_run):
-    preset, ds, mixture, report = demo_run
+    preset, _, mixture, report = demo_run
     assert QADS_RANK in mixture.column_names
     src = np.array(mixture["source"])
     rank = np.array(mixture[QADS_RANK])
@@ -188,14 +189,14 @@ def test_mixture_rows_follow_rank_scope(demo_run):
         keep = next(r["kept"] for r in report.rows if r["source"] == name)
         order = rank_scope(emb[where], q[where], keep, init_size=preset.init_size,
                            seed=[preset.seed, zlib.crc32(name.encode())])
-        got = np.array(mixture.filter(lambda s: s == name, input_columns="source")["id"])
+        got = np.array(mixture.filter(lambda s, want=name: s == want, input_columns="source")["id"])
         np.testing.assert_array_equal(got, ids[where][order])
 
 
 def test_subsets_are_nested_and_match_the_report(demo_run):
-    preset, ds, mixture, report = demo_run
+    preset, _, mixture, report = demo_run
     masks = [subset_mask(mixture, r) for r in preset.subset_ratios]
-    for small, large in zip(masks, masks[1:]):
+    for small, large in itertools.pairwise(masks):
         assert not (small & ~large).any()
     assert subset_mask(mixture, 1.0).all()
     src = np.array(mixture["source"])

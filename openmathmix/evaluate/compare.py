@@ -277,7 +277,7 @@ def _one_run(pool, strategy, seed, settings, device, proxy, benchmarks, accuracy
     run: dict[str, Any] = {
         "strategy": strategy,
         "seed": int(seed),
-        "rows": int(len(rows)),
+        "rows": len(rows),
         "subset_sha256": hashlib.sha256("\n".join(map(str, sorted(ids))).encode("utf-8")).hexdigest(),
         **coverage(pool.embeddings, rows, block=settings.distance_block),
         "covering_radius_per_source": {

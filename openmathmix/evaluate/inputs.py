@@ -2,7 +2,8 @@
 
 A pool needs ``source``, ``question``, ``answer``, ``embedding`` and ``quality_score``: the output of
 ``openmathmix score`` (or any dataset with those columns), or a release folder built with ``--keep-embedding``
-(its ``default`` config, checked against its manifest first).
+(checked against its manifest first; its ``pool`` config of every candidate row when it has one, else the mixture,
+``default``).
 
 A benchmark is a local file (JSON Lines, JSON, Parquet, CSV) or a Hub dataset ``org/name[:config][@split]`` (split
 ``test`` by default), for example ``openai/gsm8k:main`` or ``HuggingFaceH4/MATH-500``. The question column is the
@@ -30,6 +31,7 @@ QUESTION_COLUMNS = ("question", "query", "problem", "prompt", "instruction", "in
 SOLUTION_COLUMNS = ("solution", "response", "answer", "output", "completion", "target")
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 POOL_COLUMNS = ("source", "question", "answer", EMBEDDING, QUALITY_SCORE)
+POOL_CONFIG = "pool"  # a release's config of every row that entered selection (else its mixture, "default")
 
 
 @dataclass
@@ -108,11 +110,12 @@ def load_pool(path: str | os.PathLike, split: str | None = None) -> Pool:
     if (folder / "manifest.json").is_file():
         from ..release import validate_release
 
-        manifest = validate_release(folder, check_hashes=True)
-        files = [str(folder / f) for f in manifest["configs"]["default"]["files"]]
-        if not manifest.get("embedding_kept"):
+        manifest = validate_release(folder)  # sizes and sha256 of every file against the manifest
+        config = POOL_CONFIG if POOL_CONFIG in manifest["configs"] else "default"
+        ds = Dataset.from_parquet([str(folder / f) for f in manifest["configs"][config]["files"]])
+        if EMBEDDING not in ds.column_names:
             raise MissingColumnsError(f"release {folder} has no {EMBEDDING!r} column; rebuild it with --keep-embedding")
-        return pool_from_dataset(Dataset.from_parquet(files), str(folder))
+        return pool_from_dataset(ds, f"{folder} ({config})")
     return pool_from_dataset(load_dataset_folder(folder, split), str(folder))
 
 

@@ -28,7 +28,7 @@ from ..errors import MissingDependencyError, ModelError
 from ..text import ANSWER_LEAD, format_prompt
 from .settings import EvaluateSettings
 
-__all__ = ["Benchmark", "accuracy", "fine_tune", "final_answer", "loglik", "train_precision"]
+__all__ = ["STOP", "Benchmark", "accuracy", "final_answer", "fine_tune", "loglik", "train_precision"]
 
 logger = logging.getLogger(__name__)
 STOP = "\nQuestion:"  # where a generated answer ends if the model goes on with a new question

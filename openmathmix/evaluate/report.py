@@ -21,12 +21,10 @@ def evaluation_markdown(evaluation: dict[str, Any]) -> str:
     s = evaluation["settings"]
     pool = evaluation["pool"]
     benches = [b["name"] for b in evaluation.get("benchmarks", [])]
-    lines = [
-        f"Each strategy picks {evaluation['subset_rows']:,} of the pool's {pool['rows']:,} rows (budget "
-        f"{s['budget']:g}, scope `{s['scope']}`); values are the mean ± sample sd over seeds "
-        f"{', '.join(map(str, s['seeds']))}.",
-        "",
-    ]
+    intro = (f"Each strategy picks {evaluation['subset_rows']:,} of the pool's {pool['rows']:,} rows (budget "
+             f"{s['budget']:g}, scope `{s['scope']}`); values are the mean ± sample sd over seeds "
+             f"{', '.join(map(str, s['seeds']))}.")
+    lines = [intro, ""]
     head = ["strategy", "covering radius", "mean distance", "mean quality", "answer chars", "near-dup rows"]
     for bench in benches:
         head.append(f"log-lik {bench}")
@@ -61,8 +59,8 @@ def evaluation_markdown(evaluation: dict[str, Any]) -> str:
         lines.append(f"Proxy model `{m['name']}` fine-tuned on each subset ({length}, learning rate "
                      f"{s['learning_rate']:g}{', LoRA' if s['lora'] else ''}), the same seed for every strategy.")
     d = evaluation["definitions"]
-    lines += ["", f"Covering radius: {d['covering_radius']}. Near-dup rows: share of subset rows with a partner of "
-                  f"cosine > {s['near_duplicate_cosine']:g}. Log-lik: {d['loglik']}."]
+    lines += ["", (f"Covering radius: {d['covering_radius']}. Near-dup rows: share of subset rows with a partner of "
+                   f"cosine > {s['near_duplicate_cosine']:g}. Log-lik: {d['loglik']}.")]
     return "\n".join(lines) + "\n"
 
 
