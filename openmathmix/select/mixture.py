@@ -47,6 +47,7 @@ __all__ = [
     "Eq5Params",
     "MixtureReport",
     "Preset",
+    "SelectionColumns",
     "SourcePolicy",
     "capped_counts",
     "iter_subsets",
@@ -54,6 +55,7 @@ __all__ = [
     "load_preset",
     "parse_preset",
     "plan",
+    "read_selection_columns",
     "registered_sources",
     "select_mixture",
     "subset",
@@ -140,7 +142,7 @@ def _scope_seed(seed: int, source: str) -> list[int]:
 
 
 @dataclasses.dataclass
-class _Columns:
+class SelectionColumns:
     """The columns selection reads, in row order of the dataset (indices mappings honoured)."""
 
     source: np.ndarray
@@ -151,7 +153,7 @@ class _Columns:
 
 
 def read_selection_columns(ds: Any, *, embedding_column: str | None, quality_column: str,
-                           need_quality: bool, need_lengths: bool) -> _Columns:
+                           need_quality: bool, need_lengths: bool) -> SelectionColumns:
     """Read ``source`` and what the strategy needs; the quality column is read whenever it exists (for reports).
 
     ``embedding_column=None`` skips the embeddings. Missing needed columns, null rows, ragged or non-finite vectors
@@ -204,7 +206,7 @@ def read_selection_columns(ds: Any, *, embedding_column: str | None, quality_col
         answers = table.column(ANSWER)
         answer_lengths = pc.fill_null(pc.utf8_length(answers), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     task = table.column(TASK).to_numpy(zero_copy_only=False).astype(str) if TASK in table.column_names else None
-    return _Columns(source, matrix, quality, answer_lengths, task)
+    return SelectionColumns(source, matrix, quality, answer_lengths, task)
 
 
 def _rows_of(positions: np.ndarray, matrix: np.ndarray) -> np.ndarray:
