@@ -190,7 +190,8 @@ def test_evaluate_end_to_end_with_training(tiny_model_dir, bench_file, tmp_path)
         assert r["train"]["steps"] == 2 and math.isfinite(r["train"]["train_loss"])
         scores = r["benchmarks"]["arith_test"]
         assert math.isfinite(scores["loglik"]) and scores["loglik"] < 0 and scores["loglik"] != base
-        assert scores["loglik_items"] == 4 and scores["checked"] == 4 and 0 <= scores["accuracy"] <= 1
+        assert scores["loglik_items"] == 4 and scores["loglik_items_truncated"] == 0
+        assert scores["checked"] == 4 and 0 <= scores["accuracy"] <= 1 and r["train"]["rows_truncated"] == 0
         assert r["covering_radius"] > 0 and sum(r["composition"].values()) == r["rows"]
     # seeds change the random subset and the training: the two random runs differ
     rand = [r for r in runs if r["strategy"] == "random"]
@@ -207,6 +208,16 @@ def test_evaluate_end_to_end_with_training(tiny_model_dir, bench_file, tmp_path)
     markdown = evaluation_markdown(result)
     assert "| `qads` |" in markdown and "log-lik arith_test" in markdown and "Base model" in markdown
     assert write_figure(result, tmp_path / "e.png").stat().st_size > 1000
+
+    from openmathmix.evaluate.proxy import loglik
+    from openmathmix.models import load_model, resolve
+
+    model, tokenizer = load_model(resolve(tiny_model_dir), head="causal_lm", device="cpu", dtype="float32")
+    values, truncated = loglik(model, tokenizer, bench, settings=settings, device="cpu")
+    assert truncated == 0 and values.mean() == pytest.approx(base, rel=F32_RTOL)
+    _, truncated = loglik(model, tokenizer, bench, settings=dataclasses.replace(settings, max_eval_tokens=8),
+                          device="cpu")
+    assert truncated == 4  # every item is longer than 8 tokens: each one is counted
 
     again = evaluate(pool, settings=settings, benchmarks=[bench], train=True, device="cpu",
                      cache_dir=tmp_path / "cache", progress=False)

@@ -251,8 +251,8 @@ def _score_model(model, tokenizer, benchmarks, settings, device, accuracy_on) ->
 
     out = {}
     for bench in benchmarks:
-        values = loglik(model, tokenizer, bench, settings=settings, device=device)
-        entry = {"loglik": float(values.mean()), "loglik_items": len(values)}
+        values, truncated = loglik(model, tokenizer, bench, settings=settings, device=device)
+        entry = {"loglik": float(values.mean()), "loglik_items": len(values), "loglik_items_truncated": truncated}
         if accuracy_on:
             entry |= accuracy(model, tokenizer, bench, settings=settings, device=device)
         out[bench.name] = entry

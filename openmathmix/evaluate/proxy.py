@@ -133,19 +133,26 @@ def fine_tune(base: Any, tokenizer: Any, questions: list[str], answers: list[str
     if settings.lora:
         trained = trained.merge_and_unload()
     trained = trained.to(pick_dtype(device, settings.dtype)).eval()
-    info = {"steps": int(result.global_step), "train_loss": float(result.training_loss), "rows": len(questions)}
+    lengths = [len(ids) for ids in tokenizer([p + c for p, c in zip(rows["prompt"], rows["completion"])])["input_ids"]]
+    info = {"steps": int(result.global_step), "train_loss": float(result.training_loss), "rows": len(questions),
+            "rows_truncated": sum(n + 1 > settings.max_length for n in lengths)}  # + 1: the EOS TRL appends
     if not np.isfinite(info["train_loss"]):
         raise ModelError(f"the proxy fine-tune diverged (mean loss {info['train_loss']}); lower the learning rate")
     return trained, info
 
 
-def loglik(model: Any, tokenizer: Any, bench: Benchmark, *, settings: EvaluateSettings, device: str) -> np.ndarray:
-    """Mean log-probability per token of each reference solution given its question (float64, one per item)."""
-    from ..stages.quality import encode_tests, lead_ids, make_scorer
+def loglik(model: Any, tokenizer: Any, bench: Benchmark, *, settings: EvaluateSettings,
+           device: str) -> tuple[np.ndarray, int]:
+    """Mean log-probability per token of each reference solution given its question (float64, one per item), and
+    how many items were cut to ``settings.max_eval_tokens`` (the end of their solution is not scored)."""
+    from ..stages.quality import lead_ids, make_scorer
+    from ..text import encode_qa_batch
 
     scorer = make_scorer(model, tokenizer, device)
-    tests = encode_tests(tokenizer, list(bench.questions), list(bench.solutions), settings.max_eval_tokens)
-    return scorer.score(lead_ids(tokenizer), scorer.prepare(tests))
+    enc = encode_qa_batch(tokenizer, list(bench.questions), list(bench.solutions), settings.max_eval_tokens,
+                          add_special_tokens=False)
+    tests = list(zip(enc.prompt_ids, enc.answer_ids))
+    return scorer.score(lead_ids(tokenizer), scorer.prepare(tests)), sum(enc.truncated)
 
 
 def accuracy(model: Any, tokenizer: Any, bench: Benchmark, *, settings: EvaluateSettings,
