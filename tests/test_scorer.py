@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
+from helpers import MODEL_F32_ATOL, assert_f32_close
+
 from openmathmix.errors import MissingColumnsError, OpenMathMixError
 from openmathmix.schema import EMBEDDING, QS, QUALITY_SCORE
 from openmathmix.stages.scorer import (
+    EVAL_FILE,
     PEARSON_QS_PATH,
     SCORER_FILE,
     ScoreStage,
     expected_score,
-    heldout_split,
     load_scorer,
     mean_score_per_source,
     pearson_qs,
@@ -26,6 +28,8 @@ from openmathmix.stages.scorer import (
     train_classifier_scorer,
     train_light_scorer,
 )
+from openmathmix.stages.scorer_fit import Candidate
+from openmathmix.stages.scorer_result import heldout_split
 
 GSM8K = "gsm8k_screl/train_use.jsonl"
 
@@ -56,11 +60,13 @@ def test_expected_score_lies_in_one_to_five():
 
 
 def test_heldout_split_is_seeded_and_disjoint():
-    train, held = heldout_split(50, 0.2, seed=1)
+    train, held = heldout_split(50, 10, seed=1)
     assert len(held) == 10 and not set(train) & set(held) and len(train) + len(held) == 50
-    np.testing.assert_array_equal(held, heldout_split(50, 0.2, seed=1)[1])
-    assert len(heldout_split(5, 0.1)[1]) == 2  # at least two rows, so r is defined
-    assert len(heldout_split(10, 0.0)[1]) == 0
+    np.testing.assert_array_equal(held, heldout_split(50, 10, seed=1)[1])
+    assert not np.array_equal(held, heldout_split(50, 10, seed=2)[1])
+    assert len(heldout_split(10, 0)[1]) == 0
+    with pytest.raises(OpenMathMixError, match="cannot hold out"):
+        heldout_split(10, 10)
 
 
 # ----- the evaluate metric -------------------------------------------------------------------------------------------
@@ -106,37 +112,49 @@ def _toy_scored(n: int = 200, dim: int = 6, seed: int = 0) -> Dataset:
     })
 
 
+SMALL = (Candidate("ridge", "qs", 0, 0.1), Candidate("mlp", "label", 0, 1e-3), Candidate("mlp", "label", 16, 1e-3))
+
+
 def test_light_scorer_learns_separable_labels_deterministically(tmp_path):
     ds = _toy_scored()
-    result = train_light_scorer(ds, tmp_path / "a", hidden=16, epochs=60, batch_size=32, seed=0, heldout=0.2)
-    assert result.heldout_rows == 40 and result.train_rows == 160
-    assert result.pearson is not None and result.pearson > 0.95
+    kwargs = dict(candidates=SMALL, folds=3, epochs=40, seed=0)
+    result = train_light_scorer(ds, tmp_path / "a", **kwargs)
+    # 10 % of 200 rows is far from 300: r comes from nested 3-fold CV over all 200 rows, the scorer from all of them
+    assert result.n == 200 and result.train_rows == 200 and result.method.startswith("3-fold CV")
+    assert result.r is not None and result.r > 0.95 and result.ci_low < result.r < result.ci_high
+    assert [row["candidate"] for row in result.candidates] == [c.name for c in SMALL]
+    assert result.model in {c.name for c in SMALL} and "regression on QS" in result.why
+    assert set(result.mean_qs_per_source) == {"src0", "src1"}
     scorer = load_scorer(tmp_path / "a")
     scores = scorer.scores({EMBEDDING: ds[EMBEDDING]})
     assert np.all((scores >= 1) & (scores <= 5))
     assert np.mean(np.rint(scores) == qs_to_label(ds[QS])) > 0.95
     info = json.loads((tmp_path / "a" / SCORER_FILE).read_text())
-    assert info["kind"] == "light" and info["seed"] == 0 and info["result"]["pearson"] == result.pearson
+    assert info["kind"] == "light" and info["seed"] == 0 and info["result"]["r"] == result.r
+    assert info["candidate"] == result.model and len(info["outer_fold_choices"]) == 3
+    pairs = json.loads((tmp_path / "a" / EVAL_FILE).read_text())
+    assert len(pairs["score"]) == len(pairs["qs"]) == 200
 
-    again = train_light_scorer(ds, tmp_path / "b", hidden=16, epochs=60, batch_size=32, seed=0, heldout=0.2)
-    assert again.pearson == result.pearson
+    again = train_light_scorer(ds, tmp_path / "b", **kwargs)
+    assert again.r == result.r and again.candidates == result.candidates
     assert (tmp_path / "a" / "light_scorer.safetensors").read_bytes() == \
         (tmp_path / "b" / "light_scorer.safetensors").read_bytes()
-    other = train_light_scorer(ds, tmp_path / "c", hidden=16, epochs=60, batch_size=32, seed=1, heldout=0.2)
-    assert (tmp_path / "c" / "light_scorer.safetensors").read_bytes() != \
-        (tmp_path / "a" / "light_scorer.safetensors").read_bytes()
-    assert other.pearson > 0.9
+    other = train_light_scorer(ds, tmp_path / "c", **{**kwargs, "seed": 1})  # other folds, other MLP initialisation
+    assert json.loads((tmp_path / "c" / EVAL_FILE).read_text())["score"] != pairs["score"]
+    assert other.r > 0.9
 
 
-def test_light_scorer_needs_embeddings(tmp_path):
+def test_light_scorer_needs_embeddings_and_rows(tmp_path):
     with pytest.raises(MissingColumnsError, match="embedding"):
         train_light_scorer(_toy_scored().remove_columns(EMBEDDING), tmp_path)
+    with pytest.raises(OpenMathMixError, match="at least 2 scored rows .*for task 'general', got 1; raise n1"):
+        train_light_scorer(_toy_scored(2, seed=3).select([0]), tmp_path, task="general")
 
 
 def test_score_stage_single_and_per_task(tmp_path):
     ds = _toy_scored(120)
-    train_light_scorer(ds, tmp_path / "all", hidden=8, epochs=10, seed=0)
-    train_light_scorer(ds, tmp_path / "general", hidden=0, epochs=10, seed=0, task="general")
+    train_light_scorer(ds, tmp_path / "all", candidates=[Candidate("mlp", "label", 8, 1e-3)], epochs=10, seed=0)
+    train_light_scorer(ds, tmp_path / "general", candidates=[Candidate("ridge", "qs", 0, 1.0)], task="general")
     rows = ds.remove_columns(QS)
     out = score_dataset(rows, tmp_path / "all", device="cpu", cache_dir=tmp_path / "cache", batch_size=32,
                         shard_rows=50, progress=False)
@@ -149,8 +167,11 @@ def test_score_stage_single_and_per_task(tmp_path):
                           cache_dir=tmp_path / "cache", batch_size=32, progress=False)
     general = load_scorer(tmp_path / "general").scores({EMBEDDING: rows[EMBEDDING]})
     tasks = np.asarray(rows["task"])
-    np.testing.assert_allclose(np.asarray(mixed[QUALITY_SCORE])[tasks == "general"], general[tasks == "general"])
-    np.testing.assert_allclose(np.asarray(mixed[QUALITY_SCORE])[tasks != "general"], scores[tasks != "general"])
+    # the same float32 heads over other batch compositions (32 rows here, shards of 50 above, all rows at once)
+    assert_f32_close(np.asarray(mixed[QUALITY_SCORE])[tasks == "general"], general[tasks == "general"],
+                     atol=MODEL_F32_ATOL)
+    assert_f32_close(np.asarray(mixed[QUALITY_SCORE])[tasks != "general"], scores[tasks != "general"],
+                     atol=MODEL_F32_ATOL)
     only_general = ScoreStage({"general": tmp_path / "general"})
     assert "task" in only_general.requires
     only_general.setup("cpu")
@@ -163,17 +184,26 @@ def test_score_stage_single_and_per_task(tmp_path):
 # ----- the classifier scorer (tiny random Llama) -------------------------------------------------------------------
 
 
-def test_classifier_scorer_trains_saves_and_scores(tiny_model_dir, qa_rows, tmp_path):
+def test_classifier_scorer_cross_validates_early_stops_saves_and_scores(tiny_model_dir, qa_rows, tmp_path):
     rows = dict(qa_rows)
     rows[QS] = [i / 11 for i in range(12)]
     ds = Dataset.from_dict(rows)
-    kwargs = dict(model=tiny_model_dir, epochs=1, batch_size=4, max_length=48, heldout=0.25, seed=0,
-                  device="cpu", progress=False)
+    kwargs = dict(model=tiny_model_dir, epochs=2, batch_size=2, max_length=48, folds=2, validation=0.2,
+                  evals_per_epoch=2, patience=1, seed=0, device="cpu", progress=False)
     result = train_classifier_scorer(ds, tmp_path / "clf", **kwargs)
-    assert result.kind == "classifier" and result.train_rows == 9 and result.heldout_rows == 3
-    assert result.pearson is None or -1 <= result.pearson <= 1
+    # 12 rows: r from 2-fold CV (one fine-tune per fold), the saved model fine-tuned on all 12 rows
+    assert result.kind == "classifier" and result.train_rows == 12 and result.n == 12
+    assert result.method.startswith("2-fold CV") and result.target == "label"
+    assert result.r is None or -1 <= result.r <= 1
     info = json.loads((tmp_path / "clf" / SCORER_FILE).read_text())
-    assert info["kind"] == "classifier" and info["epochs"] == 1 and info["labels"] == [1, 2, 3, 4, 5]
+    assert info["kind"] == "classifier" and info["epochs"] == 2 and info["labels"] == [1, 2, 3, 4, 5]
+    stops = info["early_stopping"]
+    assert [s["train_rows"] + s["validation_rows"] for s in stops] == [6, 6, 12]
+    assert [s["validation_rows"] for s in stops] == [1, 1, 2]
+    for s in stops:  # the kept checkpoint is the one with the lowest validation loss
+        assert s["validation_losses"] and s["best_validation_loss"] == min(s["validation_losses"])
+        assert 1 <= s["best_step"] <= s["steps"] <= s["max_steps"]
+    assert not any(p.name.startswith(".checkpoints-") for p in (tmp_path / "clf").iterdir())
     config = json.loads((tmp_path / "clf" / "config.json").read_text())
     assert config["num_labels"] == 5 if "num_labels" in config else len(config["id2label"]) == 5
     assert config["pad_token_id"] is not None
@@ -182,10 +212,10 @@ def test_classifier_scorer_trains_saves_and_scores(tiny_model_dir, qa_rows, tmp_
                         cache_dir=tmp_path / "cache", progress=False)
     scores = np.asarray(out[QUALITY_SCORE])
     assert np.all((scores >= 1) & (scores <= 5))
-    # seeded: a second training gives the same model
+    # seeded: a second training gives the same model (scored here in one batch, above in the stage's batches)
     train_classifier_scorer(ds, tmp_path / "clf2", **kwargs)
     again = load_scorer(tmp_path / "clf2", dtype="float32").scores(ds[:])
-    np.testing.assert_allclose(again, scores, atol=1e-5)
+    assert_f32_close(again, scores, atol=MODEL_F32_ATOL)
 
 
 # ----- end to end on real rows -------------------------------------------------------------------------------------
@@ -229,9 +259,9 @@ def test_quality_scorer_end_to_end_on_gsm8k(realdata, tmp_path):
     assert all(np.isfinite(t["zero_shot"]) and t["zero_shot"] < 0 for t in report.test_set)
     assert report.mean_qs_per_source["gsm8k_screl"] > report.mean_qs_per_source["self_instruct"]
 
-    result = train_light_scorer(scored, tmp_path / "scorer", hidden=32, epochs=30, heldout=0.5, seed=0)
-    assert result.heldout_rows == 10
-    assert result.pearson is not None and np.isfinite(result.pearson)
+    result = train_light_scorer(scored, tmp_path / "scorer", hidden=0, folds=4, seed=0)
+    assert result.n == 20 and result.method.startswith("4-fold CV")
+    assert result.r is not None and result.ci_low < result.r < result.ci_high
     out = score_dataset(ds, tmp_path / "scorer", device="cpu", cache_dir=cache, progress=False)
     scores = np.asarray(out[QUALITY_SCORE])
     assert len(scores) == len(ds) and np.all((scores >= 1) & (scores <= 5))
