@@ -72,28 +72,26 @@ def write_figure(evaluation: dict[str, Any], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     strategies = [r["strategy"] for r in evaluation["summary"]]
-    panels = [("covering radius (lower: better coverage)", lambda r: r["covering_radius"]),
-              ("mean quality_score of the subset", lambda r: r["quality"]["mean"]),
-              ("near-duplicate rows (share)", lambda r: r["near_duplicates"]["row_share"])]
+    panels = [("covering radius (lower: better coverage)", lambda r: r["covering_radius"], None),
+              ("mean quality_score of the subset", lambda r: r["quality"]["mean"], None),
+              ("near-duplicate rows (share)", lambda r: r["near_duplicates"]["row_share"], None)]
     for bench in evaluation.get("benchmarks", []):
         panels.append((f"log-likelihood on {bench['name']} (higher: better)",
-                       lambda r, b=bench["name"]: r["benchmarks"][b]["loglik"]))
+                       lambda r, b=bench["name"]: r["benchmarks"][b]["loglik"], bench["name"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    for ax, (title, get) in zip(axes[0], panels):
+    for ax, (title, get, bench_name) in zip(axes[0], panels):
         for i, strategy in enumerate(strategies):
             values = [get(r) for r in evaluation["runs"] if r["strategy"] == strategy]
             ax.bar(i, sum(values) / len(values), color="#8fb3d9", edgecolor="#2b5d8c")
             ax.scatter([i] * len(values), values, color="#1b2f45", s=12, zorder=3)
-        if title.startswith("log-likelihood") and evaluation.get("base_model"):
-            name = title.split(" on ", 1)[1].split(" (", 1)[0]
-            base = evaluation["base_model"]["benchmarks"][name]["loglik"]
-            ax.axhline(base, color="#b24a3b", linestyle="--", linewidth=1, label="base model")
-            ax.legend(fontsize=8)
-        if title.startswith("log-likelihood"):
+        if bench_name is not None:  # zoom on the runs; the base model is a line (in the legend if out of range)
             values = [get(r) for r in evaluation["runs"]]
-            low, high = min(values), max(values)
-            pad = (high - low) * 0.5 or 0.05
-            ax.set_ylim(low - pad, high + pad)
+            pad = (max(values) - min(values)) * 0.5 or 0.05
+            ax.set_ylim(min(values) - pad, max(values) + pad)
+            if evaluation.get("base_model"):
+                base = evaluation["base_model"]["benchmarks"][bench_name]["loglik"]
+                ax.axhline(base, color="#b24a3b", linestyle="--", linewidth=1, label=f"base model {base:.3f}")
+                ax.legend(fontsize=8)
         ax.set_xticks(range(len(strategies)), strategies, rotation=30)
         ax.set_title(title, fontsize=9)
     fig.suptitle(f"Strategies at budget {evaluation['settings']['budget']:g} "
