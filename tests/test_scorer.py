@@ -218,6 +218,20 @@ def test_classifier_scorer_cross_validates_early_stops_saves_and_scores(tiny_mod
     assert_f32_close(again, scores, atol=MODEL_F32_ATOL)
 
 
+def test_classifier_scorer_measures_r_on_a_heldout_set_when_it_reaches_300_rows(tiny_model_dir, tmp_path):
+    rng = np.random.default_rng(0)
+    n = 310
+    ds = Dataset.from_dict({"question": [f"What is {i} + {i % 7}?" for i in range(n)],
+                            "answer": [f"{i + i % 7}." for i in range(n)], "source": ["toy"] * n,
+                            QS: rng.uniform(size=n).tolist()})
+    result = train_classifier_scorer(ds, tmp_path / "clf", model=tiny_model_dir, epochs=1, batch_size=4,
+                                     max_length=32, heldout=0.97, seed=0, device="cpu", progress=False)
+    assert result.method.startswith("held-out set of 301 rows") and result.n == 301 and result.train_rows == 9
+    info = json.loads((tmp_path / "clf" / SCORER_FILE).read_text())
+    assert len(info["early_stopping"]) == 1 and info["early_stopping"][0]["validation_rows"] == 1
+    assert len(json.loads((tmp_path / "clf" / EVAL_FILE).read_text())["score"]) == 301
+
+
 # ----- end to end on real rows -------------------------------------------------------------------------------------
 
 

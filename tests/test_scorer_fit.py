@@ -1,0 +1,138 @@
+"""Light-scorer fitting: candidates against references, and the cross-validation bookkeeping (no row ever scored by a
+head that saw it or that it helped choose; seeded folds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import MODEL_F32_ATOL, assert_f32_close
+
+from openmathmix.errors import OpenMathMixError, SchemaError
+from openmathmix.metrics.correlation import pearson
+from openmathmix.stages import scorer_fit
+from openmathmix.stages.scorer_fit import (Candidate, Schedule, cross_val_scores, default_candidates, expected_score,
+                                           fit_candidate, head_scores, kfold, nested_cv, qs_to_score,
+                                           select_candidate)
+
+
+def _linear(n: int, dim: int, seed: int, noise: float = 0.3):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    qs = 1 / (1 + np.exp(-(x @ rng.normal(size=dim) / np.sqrt(dim) + noise * rng.normal(size=n))))
+    return x, qs
+
+
+def test_kfold_partitions_rows_and_is_seeded():
+    folds = kfold(23, 5, seed=4)
+    assert len(folds) == 5 and sorted(len(f) for f in folds) == [4, 4, 5, 5, 5]
+    np.testing.assert_array_equal(np.sort(np.concatenate(folds)), np.arange(23))
+    for a, b in zip(kfold(23, 5, seed=4), folds):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(kfold(23, 5, seed=5), folds))
+    assert len(kfold(3, 5)) == 3  # k capped at n: one row per fold
+    with pytest.raises(OpenMathMixError, match="at least 2 folds"):
+        kfold(10, 1)
+
+
+def test_ridge_matches_sklearn_on_standardised_embeddings():
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    x, qs = _linear(60, 12, seed=0)
+    x[:, 3] *= 40.0  # scales differ by dimension: standardisation must undo it
+    x[:, 5] += 7.0
+    for l2 in (0.01, 1.0):
+        head = fit_candidate(Candidate("ridge", "qs", 0, l2), x, qs)
+        z = StandardScaler().fit_transform(x.astype(np.float64))
+        ref = Ridge(alpha=len(qs) * l2).fit(z, qs)  # ours: mean squared error + l2 |w|^2 = sklearn's alpha / n
+        import torch
+
+        with torch.inference_mode():
+            ours = head(torch.as_tensor(x))[:, 0].numpy()
+        assert_f32_close(ours, ref.predict(z), atol=MODEL_F32_ATOL)
+        assert_f32_close(head_scores(head, "qs", x), 1 + 4 * np.clip(ref.predict(z), 0, 1), atol=MODEL_F32_ATOL)
+
+
+def test_score_scales():
+    np.testing.assert_array_equal(qs_to_score([-0.2, 0.0, 0.25, 0.5, 1.0, 1.3]), [1, 1, 2, 3, 5, 5])
+    assert expected_score(np.eye(5)).tolist() == [1, 2, 3, 4, 5]
+    x, qs = _linear(40, 4, seed=1)
+    head = fit_candidate(Candidate("mlp", "label", 0, 1e-3), x, qs, schedule=Schedule(epochs=20))
+    s = head_scores(head, "label", x)
+    assert s.shape == (40,) and np.all((s >= 1) & (s <= 5))
+
+
+def test_candidates_are_checked_and_named():
+    assert Candidate("ridge", "qs", 0, 0.1).name == "ridge-qs(l2=0.1)"
+    assert Candidate("mlp", "label", 0, 0.001).name == "softmax(l2=0.001)"
+    assert Candidate("mlp", "qs", 32, 0.1).name == "mlp-qs(h=32, l2=0.1)"
+    with pytest.raises(OpenMathMixError, match="ridge candidate regresses QS"):
+        Candidate("ridge", "label")
+    with pytest.raises(OpenMathMixError, match="target must be one of"):
+        Candidate("mlp", "rank")
+    grid = default_candidates()
+    assert {c.model for c in grid} == {"ridge", "mlp"} and {c.target for c in grid} == {"qs", "label"}
+    assert all(c.hidden == 0 for c in default_candidates(0))
+    assert {c.hidden for c in default_candidates(64)} == {0, 64}
+    with pytest.raises(SchemaError, match="embeddings must be"):
+        fit_candidate(grid[0], np.zeros((3, 2)), [0.1, 0.2])
+
+
+def test_out_of_fold_scores_never_come_from_a_head_that_saw_the_row():
+    """With more dimensions than rows, unpenalised ridge interpolates its training rows exactly: a row in its own
+    training fold would get exactly 1 + 4 QS. Out of fold, none does; in sample, all do."""
+    x, qs = _linear(30, 60, seed=2)
+    qs = np.random.default_rng(3).uniform(0.05, 0.95, size=30)  # no relation at all
+    interp = Candidate("ridge", "qs", 0, 0.0)
+    in_sample = head_scores(fit_candidate(interp, x, qs), "qs", x)
+    assert_f32_close(in_sample, 1 + 4 * qs, atol=MODEL_F32_ATOL)  # the check below could catch a leak
+    oof = cross_val_scores(interp, x, qs, kfold(30, 5, seed=0))
+    assert np.min(np.abs(oof - (1 + 4 * qs))) > 1e-3
+    assert abs(pearson(oof, qs)) < 0.5
+
+
+def test_nested_cv_never_lets_an_outer_fold_choose_or_fit(monkeypatch):
+    """Row ids ride in column 0; a spy records the rows of every fit and of every scoring."""
+    n, k = 24, 3
+    rng = np.random.default_rng(0)
+    x = np.column_stack([np.arange(n), rng.normal(size=(n, 3))]).astype(np.float32)
+    qs = rng.uniform(size=n)
+    fits, scored, alive = [], [], []  # alive: heads kept referenced, so no id() is reused
+    real_fit, real_scores = scorer_fit.fit_candidate, scorer_fit.head_scores
+
+    def spy_fit(cand, xs, q, **kw):
+        head = real_fit(cand, xs, q, **kw)
+        alive.append(head)
+        fits.append((id(head), set(np.asarray(xs)[:, 0].astype(int).tolist())))
+        return head
+
+    def spy_scores(head, target, xs):
+        scored.append((id(head), set(np.asarray(xs)[:, 0].astype(int).tolist())))
+        return real_scores(head, target, xs)
+
+    monkeypatch.setattr(scorer_fit, "fit_candidate", spy_fit)
+    monkeypatch.setattr(scorer_fit, "head_scores", spy_scores)
+    cands = [Candidate("ridge", "qs", 0, 0.1), Candidate("ridge", "qs", 0, 10.0)]
+    scores, chosen = nested_cv(cands, x, qs, folds=k, seed=0)
+    assert scores.shape == (n,) and len(chosen) == k and set(chosen) <= {c.name for c in cands}
+    fitted_rows = dict(fits)
+    for head, rows in scored:  # every scoring: rows disjoint from those its head was fitted on
+        assert not rows & fitted_rows[head]
+    per_outer = len(fits) // k  # each outer fold: k inner fits per candidate, then one final fit
+    assert per_outer == k * len(cands) + 1
+    for f, test in enumerate(kfold(n, k, seed=0)):
+        for _, rows in fits[f * per_outer : (f + 1) * per_outer]:
+            assert not rows & set(test.tolist())
+
+
+def test_selection_picks_the_capacity_the_data_needs():
+    """QS depends on |x0| only: no linear head can follow it, an MLP can; and CV says so."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 4)).astype(np.float32)
+    qs = 1 / (1 + np.exp(-(2.5 * (np.abs(x[:, 0]) - 0.8) + 0.3 * rng.normal(size=240))))
+    cands = [Candidate("ridge", "qs", 0, 0.1), Candidate("mlp", "qs", 16, 1e-3)]
+    best, table = select_candidate(cands, x, qs, folds=3, seed=0, schedule=Schedule(epochs=150))
+    assert best.name == "mlp-qs(h=16, l2=0.001)"
+    assert table[0]["cv_r"] < 0.3 < 0.8 < table[1]["cv_r"]
+    again = select_candidate(cands, x, qs, folds=3, seed=0, schedule=Schedule(epochs=150))
+    assert again == (best, table)  # deterministic for a seed
