@@ -38,6 +38,10 @@ class ConfigError(OpenMathMixError, ValueError):
     """A setting or argument with a value no step can run with."""
 
 
+class InputNotFoundError(OpenMathMixError, FileNotFoundError):
+    """An input folder or file that does not exist or is not what the command reads."""
+
+
 class CacheError(OpenMathMixError):
     """A cache folder that cannot be used (locked by another process, unwritable)."""
 

@@ -40,6 +40,13 @@ class ModelSpec:
     gguf_file: str | None = None
     local_id: str | None = None  # local folders: a hash of their files' names, sizes and mtimes
 
+    def public_name(self) -> str:
+        """How a release names the model: the Hub id or alias; a local folder by its name and content id, never by
+        its absolute path (which says nothing to a reader and leaks the builder's file system)."""
+        if self.local_id is None:
+            return self.name
+        return f"local:{Path(self.name).name}@{self.local_id}"
+
     def key(self) -> dict:
         key = {"model": self.name, "revision": self.revision, "gguf_file": self.gguf_file}
         if self.local_id is not None:  # a folder rewritten in place (e.g. a new pre-experienced model) is a new model
@@ -47,8 +54,10 @@ class ModelSpec:
         return key
 
 
-def resolve(model: str | None = None, revision: str | None = None) -> ModelSpec:
-    """A Hub id / local path / embedded alias -> ModelSpec (no download, no load)."""
+def resolve(model: str | ModelSpec | None = None, revision: str | None = None) -> ModelSpec:
+    """A Hub id / local path / embedded alias -> ModelSpec (no download, no load); a ModelSpec is returned as is."""
+    if isinstance(model, ModelSpec):
+        return model
     name = model or DEFAULT_MODEL
     if name in _EMBEDDED:
         package, filename, _upstream = _EMBEDDED[name]
@@ -81,9 +90,10 @@ def _folder_id(path: Path) -> str:
 
 
 def _cache_root() -> Path:
-    from .stages.base import DEFAULT_CACHE
+    """Converted models live in one folder per user (`settings.MODELS_DIR`), shared by every stage cache."""
+    from .settings import MODELS_DIR
 
-    return DEFAULT_CACHE / "models"
+    return MODELS_DIR
 
 
 def _converted_folder(folder: Path, gguf_file: str) -> Path:

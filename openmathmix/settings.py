@@ -26,6 +26,7 @@ __all__ = [
     "MODELS_DIR",
     "PROFILES",
     "EmbedSettings",
+    "PreexperienceSettings",
     "QualitySettings",
     "RunSettings",
     "ScorerSettings",
@@ -41,74 +42,110 @@ CACHE_DIR = Path(os.environ.get("OPENMATHMIX_CACHE") or Path.home() / ".cache" /
 # Converted models are shared by every stage cache (a converted embedded model is 517 MB): one copy per user.
 MODELS_DIR = Path(os.environ.get("OPENMATHMIX_MODELS") or Path.home() / ".cache" / "openmathmix" / "models")
 
-CLASSIFIER_EPOCHS = 2.0  # fine-tuned LM scorer (Appendix A)
-LIGHT_EPOCHS = 100.0  # light head on frozen embeddings: passes over a few thousand scored rows
+def _f(default: Any, help: str) -> Any:
+    """A setting: its default and the one-line help the CLI shows for it."""
+    return field(default=default, metadata={"help": help})
+
+
+CLASSIFIER_EPOCHS = 2  # fine-tuned LM scorer (Appendix A)
+LIGHT_EPOCHS = 100  # light head on frozen embeddings: passes over a few thousand scored rows
 
 
 @dataclass(frozen=True)
 class RunSettings:
     """Where and how models run."""
 
-    device: str | None = None  # cpu, cuda, cuda:N; None: every visible GPU, else the CPU
-    dtype: str = "auto"  # auto (bf16 where the GPU/CPU has it natively, else fp32), float32, bfloat16, float16
+    device: str | None = _f(None, "cpu, cuda, cuda:N; None: every visible GPU, else the CPU")
+    dtype: str = _f("auto", "auto (bf16 where the GPU/CPU has it natively, else fp32), float32, bfloat16, float16")
 
 
 @dataclass(frozen=True)
 class EmbedSettings:
     """Mean-pooled embeddings of every row (Section 3.1)."""
 
-    token_budget: int | None = None  # padded tokens per forward; None: 2,048 on a CPU, 32,768 on a GPU
-    project_dim: int | None = None  # store a seeded Gaussian projection to this many dims (e.g. 256 for 7B models)
-    batch_rows: int = 1024  # rows handed to the stage at once (length-sorted within)
-    shard_rows: int = 8192  # rows per resumable cache shard
+    token_budget: int | None = _f(None, "padded tokens per forward; None: 2,048 on a CPU, 32,768 on a GPU")
+    project_dim: int | None = _f(None, "store a seeded Gaussian projection to this many dims (e.g. 256 for 7B models)")
+    batch_rows: int = _f(1024, "rows handed to the stage at once (length-sorted within)")
+    shard_rows: int = _f(8192, "rows per resumable cache shard")
 
 
 @dataclass(frozen=True)
 class QualitySettings:
     """One-shot influence quality score on a per-source sample (Eq. 1-3)."""
 
-    n1: int = 2000  # prompt samples per source (Dp)
-    n2: int = 100  # test samples (Dt), picked by K-center Greedy over the embeddings
-    test_source: str | None = "mathinstruct_math"  # Dt pool; None: every reasoning source of the pool (base setting)
-    test_selection: str = "kcenter"  # kcenter (needs embeddings) or random
-    pool_size: int | None = None  # draw at most this many pool rows before K-center (None: the whole pool)
-    max_test_tokens: int = 1024  # tokens kept per test sample (question + answer)
-    max_example_tokens: int = 1024  # tokens kept per in-context example
-    chunk_rows: int | None = None  # test rows per forward after a cached prefix; None: 8 on a CPU, 32 on a GPU
-    chunk_tokens: int | None = None  # padded test tokens per forward; None: 2,048 on a CPU, 32,768 on a GPU
-    batch_rows: int = 4  # prompt samples handed to the stage at once
-    shard_rows: int = 64  # prompt samples per resumable cache shard
+    n1: int = _f(2000, "prompt samples per source (Dp)")
+    n2: int = _f(100, "test samples (Dt), picked by K-center Greedy over the embeddings")
+    test_source: str | None = _f("mathinstruct_math", "Dt pool; None: every reasoning source of the pool (base setting)")
+    test_selection: str = _f("kcenter", "kcenter (needs embeddings) or random")
+    pool_size: int | None = _f(None, "draw at most this many pool rows before K-center (None: the whole pool)")
+    max_test_tokens: int = _f(1024, "tokens kept per test sample (question + answer)")
+    max_example_tokens: int = _f(1024, "tokens kept per in-context example")
+    chunk_rows: int | None = _f(None, "test rows per forward after a cached prefix; None: 8 on a CPU, 32 on a GPU")
+    chunk_tokens: int | None = _f(None, "padded test tokens per forward; None: 2,048 on a CPU, 32,768 on a GPU")
+    batch_rows: int = _f(4, "prompt samples handed to the stage at once")
+    shard_rows: int = _f(64, "prompt samples per resumable cache shard")
 
 
 @dataclass(frozen=True)
 class ScorerSettings:
     """The scorer trained on the scored sample to predict QS for every row (Section 3.2)."""
 
-    kind: str = "classifier"  # classifier: fine-tuned LM (the paper's); light: head on the frozen embeddings (CPU)
-    epochs: float | None = None  # None: 2 for the classifier, 100 for the light head
-    heldout: float = 0.1  # share of the scored sample kept out of training to measure Pearson r
-    split_by_task: bool | None = None  # one scorer per task; None: yes in the large setting, no in the base setting
-    hidden: int = 256  # light head's hidden width (0 = softmax regression)
-    learning_rate: float | None = None  # None: 2e-5 classifier, 1e-3 light
-    batch_size: int | None = None  # None: 8 classifier, 64 light
-    grad_accum: int = 1  # classifier: gradient accumulation steps
-    max_length: int = 512  # classifier: tokens per row
-    score_batch_rows: int = 256  # rows per batch when scoring every row
-    score_shard_rows: int = 8192  # rows per resumable cache shard when scoring every row
+    kind: str = _f("classifier", "classifier: fine-tuned LM (the paper's); light: head on the frozen embeddings (CPU)")
+    epochs: float | None = _f(None, "None: 2 for the classifier, 100 for the light head")
+    heldout: float = _f(0.1, "share of the scored sample kept out of training to measure Pearson r")
+    split_by_task: bool | None = _f(None, "one scorer per task; None: yes in the large setting, no in the base setting")
+    hidden: int = _f(256, "light head's hidden width (0 = softmax regression)")
+    learning_rate: float | None = _f(None, "None: 2e-5 classifier, 1e-3 light")
+    batch_size: int | None = _f(None, "None: 8 classifier, 64 light")
+    grad_accum: int = _f(1, "classifier: gradient accumulation steps")
+    max_length: int = _f(512, "classifier: tokens per row")
+    score_batch_rows: int = _f(256, "rows per batch when scoring every row")
+    score_shard_rows: int = _f(8192, "rows per resumable cache shard when scoring every row")
 
     @property
-    def resolved_epochs(self) -> float:
+    def resolved_epochs(self) -> float | int:
         if self.epochs is not None:
             return self.epochs
         return CLASSIFIER_EPOCHS if self.kind == "classifier" else LIGHT_EPOCHS
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-5 if self.kind == "classifier" else 1e-3
+
+    @property
+    def resolved_batch_size(self) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return 8 if self.kind == "classifier" else 64
 
 
 @dataclass(frozen=True)
 class SelectSettings:
     """Selection settings that a preset does not fix itself."""
 
-    init_size: int | None = None  # |s0| of QaDS per source; None: the preset's value (paper: 100)
-    dtype: str | None = None  # embedding storage dtype for selection; None: the preset's
+    init_size: int | None = _f(None, "|s0| of QaDS per source; None: the preset's value (paper: 100)")
+    dtype: str | None = _f(None, "embedding storage dtype for selection; None: the preset's")
+
+
+@dataclass(frozen=True)
+class PreexperienceSettings:
+    """The brief fine-tuning of the embedding model on a seeded subset (`openmathmix preexperience`)."""
+
+    rows: int = _f(1000, "rows in the seeded random subset")
+    steps: int = _f(50, "optimiser steps")
+    batch_size: int = _f(8, "rows per device per step (times grad_accum)")
+    grad_accum: int = _f(1, "gradient accumulation steps")
+    learning_rate: float = _f(1e-5, "learning rate")
+    warmup_steps: int = _f(0, "linear warm-up steps")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    lr_scheduler: str = _f("linear", "transformers learning-rate schedule name")
+    max_length: int = _f(1024, "tokens per row (the template's truncation rule beyond that)")
+    answer_only_loss: bool = _f(True, "loss on answer tokens only (the question is context)")
+    seed: int = _f(0, "subset, order and optimiser seed")
+    bf16: bool | None = _f(None, "mixed precision; None: on a bf16-capable GPU, never on the CPU")
+    logging_steps: int = _f(10, "steps between logged losses")
 
 
 @dataclass(frozen=True)
@@ -121,6 +158,7 @@ class Settings:
     quality: QualitySettings = field(default_factory=QualitySettings)
     scorer: ScorerSettings = field(default_factory=ScorerSettings)
     select: SelectSettings = field(default_factory=SelectSettings)
+    preexperience: PreexperienceSettings = field(default_factory=PreexperienceSettings)
     fixtures: bool = False  # read each source's bundled fixture files when no data files are given (the demo)
 
 
