@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MissingDependencyError, ModelError
+from .errors import ConfigError, MissingDependencyError, ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def pick_dtype(device: str, dtype: str = "auto"):
             return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
                     "float16": torch.float16, "fp16": torch.float16}[dtype]
         except KeyError:
-            raise ModelError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
+            raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
@@ -203,7 +203,7 @@ def load_model(spec: ModelSpec, head: str = "backbone", device: str = "cpu", dty
                num_labels: int | None = None):
     """Load (once per process and settings) a model for inference. Returns (model, tokenizer)."""
     if head not in HEADS:
-        raise ModelError(f"unknown model head {head!r}; use one of {HEADS}")
+        raise ConfigError(f"unknown model head {head!r}; use one of {HEADS}")
     torch_dtype = pick_dtype(device, dtype)
     model = _load_cached(spec, head, device, str(torch_dtype).removeprefix("torch."), num_labels)
     return model, load_tokenizer(spec)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import cache
 from ..compat import fingerprint
-from ..errors import ConfigError, MissingColumnsError, ModelError
+from ..errors import ConfigError, MissingColumnsError
 from ..settings import CACHE_DIR
 
 if TYPE_CHECKING:  # `datasets` is imported where it is used, so importing a stage module stays cheap
@@ -135,7 +135,7 @@ def available_devices(device: str | None = None) -> tuple[str, ...]:
     if device in (None, "auto"):
         return ("cpu",)
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r} was asked for, but torch sees no CUDA GPU; use --device cpu")
+        raise ConfigError(f"device {device!r} was asked for, but torch sees no CUDA GPU; use --device cpu")
     return (device,)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..compat import fingerprint
-from ..errors import ConfigError, OpenMathMixError
+from ..errors import ConfigError, SchemaError
 from ..models import load_tokenizer, resolve
 from ..outputs import check_output, output_folder
 from ..settings import PreexperienceSettings
@@ -48,7 +48,7 @@ def preexperience(ds, out_dir: str | os.PathLike, *, model: str | None = None, r
     settings = settings or PreexperienceSettings()
     check_columns(ds, ("question", "answer"), "preexperience")
     if len(ds) == 0:
-        raise OpenMathMixError("preexperience needs at least one row")
+        raise SchemaError("preexperience needs at least one row; --in holds an empty dataset")
     if settings.rows < 1 or settings.steps < 1:
         raise ConfigError(f"rows and steps must be positive, got {settings.rows} and {settings.steps}")
     local_model = [str(model)] if model is not None and os.path.exists(str(model)) else []
@@ -124,7 +124,7 @@ def _tokenised(ds, tokenizer, settings: PreexperienceSettings):
     enc = encode_qa_batch(tokenizer, ds["question"], ds["answer"], settings.max_length)
     keep = [i for i, a in enumerate(enc.answer_ids) if a]  # an empty answer has no token to learn from
     if not keep:
-        raise OpenMathMixError("preexperience: every sampled row has an empty answer")
+        raise SchemaError("preexperience: every sampled row has an empty answer; check the answer column of --in")
     ids = [enc.prompt_ids[i] + enc.answer_ids[i] for i in keep]
     labels = [([-100] * len(enc.prompt_ids[i]) if settings.answer_only_loss else enc.prompt_ids[i])
               + enc.answer_ids[i] for i in keep]
