@@ -8,7 +8,7 @@ OUT    ?= release/$(PRESET)
 REPO   ?=
 TAG    ?=
 
-.PHONY: install demo test test-slow bench publish clean
+.PHONY: install demo test bench publish clean
 
 # The venv is (re)built when pyproject.toml or the Makefile changes. torch is pinned to 2.13.0 (a local CPU build here) unless
 # some torch is already importable: an unpinned `torch` would pull several GB of CUDA packages.
@@ -28,6 +28,8 @@ demo: $(STAMP)
 	$(PY) -m openmathmix.cli build --preset demo --out release/demo
 	$(PY) -m openmathmix.cli show release/demo
 
+# The suite, offline. `--dtype auto` follows this CPU (bf16 only with native bf16); OPENMATHMIX_CPU_BF16=0/1 in the
+# environment forces either path (.ci/run runs both).
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
 

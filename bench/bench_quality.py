@@ -2,7 +2,7 @@
 
 ours : each prompt sample's prefix runs once (KV cache), the test suffixes run on top of it in length-sorted,
        right-padded chunks, and the LM head + float32 log-softmax see only answer-predicting positions
-       (`openmathmix.stages.quality.AnswerLogProbs.score`);
+       (`openmathmix.stages.logprobs.AnswerLogProbs.score`);
 plain: for every (prompt, test) pair, concatenate prefix + test, one full forward, full logits, full float32
        log-softmax (`AnswerLogProbs.plain`).
 
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from openmathmix.stages.quality import encode_example, encode_tests, lead_ids, make_scorer
+    from openmathmix.stages.logprobs import encode_example, encode_tests, lead_ids, make_scorer
 
     if args.threads:
         torch.set_num_threads(args.threads)

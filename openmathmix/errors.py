@@ -38,6 +38,18 @@ class MissingColumnsError(SchemaError):
     """A stage needs columns that the dataset does not have."""
 
 
+class ConfigError(OpenMathMixError, ValueError):
+    """A setting or argument with a value no step can run with."""
+
+
+class InputNotFoundError(OpenMathMixError, FileNotFoundError):
+    """An input folder or file that does not exist or is not what the command reads."""
+
+
+class CacheError(OpenMathMixError):
+    """A cache folder that cannot be used (locked by another process, unwritable)."""
+
+
 class PresetError(OpenMathMixError, ValueError):
     """A mixture preset is malformed or names unknown keys or sources."""
 

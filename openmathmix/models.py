@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MissingDependencyError, ModelError
+from .errors import ConfigError, MissingDependencyError, ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,13 @@ class ModelSpec:
     gguf_file: str | None = None
     local_id: str | None = None  # local folders: a hash of their files' names, sizes and mtimes
 
+    def public_name(self) -> str:
+        """How a release names the model: the Hub id or alias; a local folder by its name and content id, never by
+        its absolute path (which says nothing to a reader and leaks the builder's file system)."""
+        if self.local_id is None:
+            return self.name
+        return f"local:{Path(self.name).name}@{self.local_id}"
+
     def key(self) -> dict:
         key = {"model": self.name, "revision": self.revision, "gguf_file": self.gguf_file}
         if self.local_id is not None:  # a folder rewritten in place (e.g. a new pre-experienced model) is a new model
@@ -47,8 +54,10 @@ class ModelSpec:
         return key
 
 
-def resolve(model: str | None = None, revision: str | None = None) -> ModelSpec:
-    """A Hub id / local path / embedded alias -> ModelSpec (no download, no load)."""
+def resolve(model: str | ModelSpec | None = None, revision: str | None = None) -> ModelSpec:
+    """A Hub id / local path / embedded alias -> ModelSpec (no download, no load); a ModelSpec is returned as is."""
+    if isinstance(model, ModelSpec):
+        return model
     name = model or DEFAULT_MODEL
     if name in _EMBEDDED:
         package, filename, _upstream = _EMBEDDED[name]
@@ -81,9 +90,10 @@ def _folder_id(path: Path) -> str:
 
 
 def _cache_root() -> Path:
-    from .stages.base import DEFAULT_CACHE
+    """Converted models live in one folder per user (`settings.MODELS_DIR`), shared by every stage cache."""
+    from .settings import MODELS_DIR
 
-    return DEFAULT_CACHE / "models"
+    return MODELS_DIR
 
 
 def _converted_folder(folder: Path, gguf_file: str) -> Path:
@@ -155,7 +165,7 @@ def pick_dtype(device: str, dtype: str = "auto"):
             return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
                     "float16": torch.float16, "fp16": torch.float16}[dtype]
         except KeyError:
-            raise ModelError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
+            raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
@@ -193,7 +203,7 @@ def load_model(spec: ModelSpec, head: str = "backbone", device: str = "cpu", dty
                num_labels: int | None = None):
     """Load (once per process and settings) a model for inference. Returns (model, tokenizer)."""
     if head not in HEADS:
-        raise ModelError(f"unknown model head {head!r}; use one of {HEADS}")
+        raise ConfigError(f"unknown model head {head!r}; use one of {HEADS}")
     torch_dtype = pick_dtype(device, dtype)
     model = _load_cached(spec, head, device, str(torch_dtype).removeprefix("torch."), num_labels)
     return model, load_tokenizer(spec)

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import OpenMathMixError, OutputError
 
 __all__ = ["MARKER", "check_output", "is_ours", "output_folder", "remove_ours"]
 
@@ -117,7 +117,7 @@ def _describe(err: OSError) -> str:
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or a number no process can have
         return False
     except PermissionError:
         return True
@@ -157,6 +157,8 @@ def output_folder(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike 
         # `out` may have appeared or changed while we worked: check again right before the swap.
         check_output(out, inputs=inputs, overwrite=overwrite, what=what)
         _swap(tmp, real)
+    except OpenMathMixError:  # our own errors (some subclass FileNotFoundError) already say what is wrong
+        raise
     except OSError as err:
         raise OutputError(f"writing {what} {out} failed ({_describe(err)}); {out} was left as it was") from err
     finally:

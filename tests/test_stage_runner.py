@@ -150,3 +150,83 @@ def test_two_processes_join_into_the_same_result(ds, tmp_path, monkeypatch):
     folder = tmp_path / "mp" / "stages"
     leftovers = [p.name for p in folder.rglob("*_of_*")]
     assert leftovers == []  # per-process parts were merged and removed
+
+
+def _shards(tmp_path):
+    return sorted((tmp_path / "stages").glob("*/shard-*.arrow"))
+
+
+def test_corrupted_shard_is_detected_and_recomputed(ds, tmp_path, caplog):
+    reference = as_rows(run_stage(ds, Doubler(), cache_dir=tmp_path, **RUN))
+    victim = _shards(tmp_path)[2]
+    data = bytearray(victim.read_bytes())
+    for k in range(len(data) - 64, len(data) - 32):  # same size, flipped bytes inside the Arrow body
+        data[k] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    again = Doubler()
+    with caplog.at_level("WARNING"):
+        out = run_stage(ds, again, cache_dir=tmp_path, **RUN)
+    assert as_rows(out) == reference
+    assert again.calls == 3  # only the damaged shard's 3 batches ran again
+    assert (again.report.shards_computed, again.report.shards_reused) == (1, 4)
+    assert any(victim.name in r.getMessage() and "checksum" in r.getMessage() for r in caplog.records)
+
+
+def test_truncated_or_unsealed_shard_is_recomputed(ds, tmp_path):
+    reference = as_rows(run_stage(ds, Doubler(), cache_dir=tmp_path, **RUN))
+    first, second = _shards(tmp_path)[:2]
+    first.write_bytes(first.read_bytes()[:100])  # truncated
+    (second.parent / (second.name + ".done.json")).unlink()  # written but never sealed
+    again = Doubler()
+    assert as_rows(run_stage(ds, again, cache_dir=tmp_path, **RUN)) == reference
+    assert again.report.shards_computed == 2 and again.calls == 6
+
+
+def test_work_files_of_killed_runs_are_removed(ds, tmp_path):
+    run_stage(ds, Doubler(), cache_dir=tmp_path, **RUN)
+    folder = _shards(tmp_path)[0].parent
+    dead = 2**22 + 12345  # above any pid this machine hands out (pid_max is at most 2**22)
+    (folder / f"shard-00003-of-00005.arrow.work-{dead}").mkdir()
+    (folder / f"shard-00003-of-00005.arrow.work-{dead}" / "tmpabc").write_bytes(b"x" * 10)
+    (folder / f"stage.json.tmp-{dead}-abcdef").write_text("{")
+    mine = folder / f"shard-00004-of-00005.arrow.work-{__import__('os').getpid()}"
+    mine.mkdir()
+    run_stage(ds, Doubler(), cache_dir=tmp_path, **RUN)
+    names = {p.name for p in folder.iterdir()}
+    assert not any(str(dead) in n for n in names)
+    assert mine.name in names  # a live process's work folder is left alone
+
+
+class SlowDoubler(Doubler):
+    def process_batch(self, batch, device):
+        import os
+        import time
+
+        time.sleep(0.05)
+        out = super().process_batch(batch, device)
+        self.count(f"pid{os.getpid()}", len(batch["x"]))
+        return out
+
+
+def _run_in_child(ds, cache_dir, queue):
+    stage = SlowDoubler()
+    out = run_stage(ds, stage, cache_dir=cache_dir, **RUN)
+    queue.put((out["y"], stage.report.computed.get("rows", 0), stage.report.totals["rows"]))
+
+
+def test_two_processes_on_one_cache_share_the_shards(ds, tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    children = [ctx.Process(target=_run_in_child, args=(ds, tmp_path, queue)) for _ in range(2)]
+    for c in children:
+        c.start()
+    results = [queue.get(timeout=120) for _ in children]
+    for c in children:
+        c.join(timeout=60)
+    assert all(c.exitcode == 0 for c in children)
+    expected = [2 * x for x in range(ROWS)]
+    assert [r[0] for r in results] == [expected, expected]
+    assert sum(r[1] for r in results) == ROWS  # every row computed exactly once, across both processes
+    assert [r[2] for r in results] == [ROWS, ROWS]

@@ -8,9 +8,18 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-from ..errors import OpenMathMixError
+from .options import add_profile_arg, add_setting_args, settings_from_args
+
+# flag -> setting (openmathmix.settings); the stage commands use the same names for the same settings
+BUILD_FLAGS = {
+    "--device": "run.device", "--dtype": "run.dtype",
+    "--n1": "quality.n1", "--n2": "quality.n2", "--test-source": "quality.test_source",
+    "--max-test-tokens": "quality.max_test_tokens", "--max-example-tokens": "quality.max_example_tokens",
+    "--scorer": "scorer.kind", "--epochs": "scorer.epochs", "--heldout": "scorer.heldout",
+    "--token-budget": "embed.token_budget", "--project-dim": "embed.project_dim",
+    "--init-size": "select.init_size",
+}
 
 
 def register(subparsers) -> None:
@@ -32,25 +41,20 @@ def _add_build(sub) -> None:
                                                                "replaced; any other non-empty folder is refused)")
     p.add_argument("--model", default=None,
                    help="Hub id, local folder or embedded alias (default: embedded SmolLM2-135M-Instruct)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: every visible GPU, else the CPU)")
     p.add_argument("--cache-dir", default=None, metavar="DIR",
                    help="stage cache (default: $OPENMATHMIX_CACHE or ~/.cache/openmathmix)")
     p.add_argument("--data-files", action="extend", nargs="+", default=[], metavar="SOURCE=PATH", type=_source_path,
                    help="native files of a source (repeatable; a folder or glob works too). Other sources come from "
                         "their bundled fixtures (preset demo) or the Hub")
-    p.add_argument("--paper-settings", action="store_true",
-                   help="Appendix A: n1=2000, n2=100, |s0|=100, classifier scorers trained for 2 epochs")
-    p.add_argument("--n1", type=int, default=None, help="prompt samples per source for the quality score")
-    p.add_argument("--n2", type=int, default=None, help="test samples (Dt) for the quality score")
-    p.add_argument("--scorer", choices=("light", "classifier"), default=None,
-                   help="light: MLP on the embeddings (CPU); classifier: fine-tuned LM (the paper's)")
-    p.add_argument("--test-source", default=None, help="source whose rows form the test pool Dt")
-    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default=None,
-                   help="model dtype (default auto: bf16 on capable GPUs and CPUs, else fp32)")
+    add_profile_arg(p, "the preset's profile: paper for every paper preset, demo for the demo")
+    p.add_argument("--paper-settings", action="store_const", const="paper", dest="profile",
+                   help="same as --profile paper (Appendix A: n1=2000, n2=100, |s0|=100, classifier scorers)")
+    add_setting_args(p, BUILD_FLAGS, choices={"--scorer": ("light", "classifier"),
+                                              "--dtype": ("auto", "float32", "bfloat16", "float16")})
     p.add_argument("--repo-id", default=None, metavar="ORG/NAME",
                    help="Hub repository the card's usage examples name (the release is not uploaded)")
     p.add_argument("--keep-embedding", action="store_true", help="also write the embedding column")
-    p.add_argument("--progress", action="store_true", help="show per-shard progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (the step lines stay)")
     p.set_defaults(func=_run_build)
 
 
@@ -62,22 +66,16 @@ def _source_path(text: str) -> tuple[str, str]:
 
 
 def _run_build(args) -> int:
-    from ..pipeline import BuildConfig, build
+    from ..pipeline import build, resolve_settings
+    from ..select.mixture import load_preset
     from ..sources import get_source
 
     data_files: dict[str, list[str]] = {}
     for name, path in args.data_files:
         get_source(name)  # an unknown name fails here, with the list of valid ones
         data_files.setdefault(name, []).append(path)
-    config = BuildConfig.for_preset(args.preset, paper=args.paper_settings)
-    overrides = {k: v for k, v in {"n1": args.n1, "n2": args.n2, "scorer": args.scorer, "dtype": args.dtype,
-                                   "test_source": args.test_source}.items() if v is not None}
-    if args.scorer and args.scorer != config.scorer:
-        overrides["scorer_epochs"] = 2 if args.scorer == "classifier" else BuildConfig.scorer_epochs
-    if any(v is not None and v < 1 for v in (args.n1, args.n2)):
-        raise OpenMathMixError("--n1 and --n2 must be at least 1")
-    config = dataclasses.replace(config, **overrides)
-    build(args.preset, args.out, model=args.model, device=args.device, cache_dir=args.cache_dir,
-          data_files=data_files or None, config=config, repo_id=args.repo_id, keep_embedding=args.keep_embedding,
-          progress=args.progress)
+    preset = load_preset(args.preset)
+    settings = settings_from_args(args, resolve_settings(preset, args.profile))
+    build(args.preset, args.out, model=args.model, cache_dir=args.cache_dir, data_files=data_files or None,
+          settings=settings, repo_id=args.repo_id, keep_embedding=args.keep_embedding, progress=not args.quiet)
     return 0

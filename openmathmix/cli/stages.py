@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..errors import OpenMathMixError
+from ..errors import ConfigError, InputNotFoundError
+from ..outputs import check_output, output_folder
+from .options import add_profile_arg, add_setting_args, settings_from_args
 
 
 def register(subparsers) -> None:
@@ -33,33 +35,33 @@ def add_io_args(parser: argparse.ArgumentParser, out_help: str = "output folder 
     parser.add_argument("--in", dest="input", required=True, metavar="DIR",
                         help="input folder written by Dataset.save_to_disk (or a DatasetDict folder with --split)")
     parser.add_argument("--out", required=True, metavar="DIR", help=out_help)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier output of openmathmix in --out (other folders are never replaced)")
     parser.add_argument("--split", default=None, help="split to read when --in holds a DatasetDict")
+    add_profile_arg(parser)
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="Hub id, local model folder or embedded alias (default: embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of --model")
-    parser.add_argument("--device", default=None,
-                        help="cpu, cuda or cuda:N (default: every visible GPU, else the CPU)")
-    parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                        help="model dtype; auto = bf16 on bf16-capable GPUs and CPUs (AMX, AVX512-BF16), else fp32 (default: auto)")
+    add_setting_args(parser, {"--device": "run.device", "--dtype": "run.dtype"},
+                     choices={"--dtype": ("auto", "float32", "bfloat16", "float16")})
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads for torch (default: torch's choice, one per core). On a CPU other jobs "
                              "keep busy, use fewer: oversubscribed OpenMP threads can be several times slower")
 
 
-def add_run_args(parser: argparse.ArgumentParser) -> None:
+def add_run_args(parser: argparse.ArgumentParser, batch_rows: str, shard_rows: str) -> None:
+    """--cache-dir, --worker, --quiet and the batch/shard sizes (settings `batch_rows`/`shard_rows` of a section)."""
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
                         help="where finished shards are kept for resuming (default: $OPENMATHMIX_CACHE or "
                              "~/.cache/openmathmix)")
     parser.add_argument("--worker", type=parse_worker, default=None, metavar="I/M",
-                        help="this machine computes shards I, I+M, ... of a run shared by M machines through "
-                             "--cache-dir; the output is written by a call that finds every shard done")
-    parser.add_argument("--batch-rows", type=int, default=1024, metavar="N",
-                        help="rows handed to the stage at once (rows are length-sorted within them; default 1024)")
-    parser.add_argument("--shard-rows", type=int, default=8192, metavar="N",
-                        help="rows per resumable shard (default 8192)")
+                        help="compute only shards I, I+M, ... (M machines on one shared --cache-dir); the output is "
+                             "written by a call that finds every shard done. Processes on one machine need no "
+                             "--worker: they share the shards through locks")
+    add_setting_args(parser, {"--batch-rows": batch_rows, "--shard-rows": shard_rows})
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -80,34 +82,43 @@ def apply_threads(args) -> None:
         torch.set_num_threads(args.threads)
 
 
+def start(args):
+    """Check --out before any work, then load --in; return (settings, dataset)."""
+    check_output(args.out, inputs=[args.input], overwrite=args.overwrite)
+    apply_threads(args)
+    return settings_from_args(args), load_input(args)
+
+
 def load_input(args):
     from datasets import Dataset, DatasetDict, load_from_disk
 
     try:
         ds = load_from_disk(args.input)
     except FileNotFoundError as err:
-        raise OpenMathMixError(f"--in {args.input}: not a folder written by save_to_disk ({err})") from err
+        raise InputNotFoundError(f"--in {args.input}: not a folder written by save_to_disk ({err})") from err
     if isinstance(ds, DatasetDict):
         split = args.split or (next(iter(ds)) if len(ds) == 1 else None)
         if split not in ds:
-            raise OpenMathMixError(f"--in {args.input} holds splits {list(ds)}; pick one with --split")
+            raise ConfigError(f"--in {args.input} holds splits {list(ds)}; pick one with --split")
         ds = ds[split]
     if not isinstance(ds, Dataset):
-        raise OpenMathMixError(f"--in {args.input} did not load as a Dataset")
+        raise ConfigError(f"--in {args.input} did not load as a Dataset")
     return ds
 
 
-def save_output(ds, args) -> None:
-    import contextlib
+def save_output(parts: dict[str, object], args) -> None:
+    """Write `{subfolder: Dataset or JSON-able dict}` ("" = the folder itself) into --out, safely and atomically."""
+    import json
 
     from ..stages.base import progress_bars_off
 
-    quiet = progress_bars_off() if getattr(args, "quiet", False) else contextlib.nullcontext()
-    try:
-        with quiet:
-            ds.save_to_disk(args.out)
-    except PermissionError as err:  # datasets refuses to overwrite the files it is reading
-        raise OpenMathMixError(f"cannot write --out {args.out}: {err}; choose another folder") from err
+    with output_folder(args.out, inputs=[args.input], overwrite=args.overwrite) as tmp, progress_bars_off():
+        for name, part in parts.items():
+            target = tmp / name if name else tmp
+            if name.endswith(".json"):
+                target.write_text(json.dumps(part, indent=2), encoding="utf-8")
+            else:
+                part.save_to_disk(str(target))
 
 
 def print_report(report, what: str = "rows") -> None:
@@ -135,17 +146,11 @@ def _add_embed(sub) -> None:
                                    "...' from a headless model, in length-sorted token-budget batches.")
     add_io_args(p)
     add_model_args(p)
-    from ..stages.embed import CPU_TOKEN_BUDGET, GPU_TOKEN_BUDGET  # light module: torch loads in setup()
-
-    p.add_argument("--token-budget", type=int, default=None, metavar="N",
-                   help=f"padded tokens per forward batch (default {CPU_TOKEN_BUDGET} on the CPU, "
-                        f"{GPU_TOKEN_BUDGET} on a GPU)")
+    add_setting_args(p, {"--token-budget": "embed.token_budget", "--project-dim": "embed.project_dim"})
     p.add_argument("--max-length", type=int, default=None, metavar="N",
                    help="tokens kept per row (default: the model's limit); longer rows are cut and counted")
-    p.add_argument("--project-dim", type=int, default=None, metavar="N",
-                   help="store a seeded Gaussian random projection to N dimensions instead of the hidden size")
     p.add_argument("--project-seed", type=int, default=0, metavar="S", help="seed of the projection (default 0)")
-    add_run_args(p)
+    add_run_args(p, "embed.batch_rows", "embed.shard_rows")
     p.set_defaults(func=_run_embed)
 
 
@@ -153,17 +158,17 @@ def _run_embed(args) -> int:
     from ..stages.base import run_stage
     from ..stages.embed import EmbedStage
 
-    apply_threads(args)
-    ds = load_input(args)
-    stage = EmbedStage(args.model, args.revision, dtype=args.dtype, token_budget=args.token_budget,
-                       max_length=args.max_length, project_dim=args.project_dim, project_seed=args.project_seed)
-    out = run_stage(ds, stage, cache_dir=args.cache_dir, batch_size=args.batch_rows, shard_rows=args.shard_rows,
-                    device=args.device, worker=args.worker, progress=not args.quiet)
+    settings, ds = start(args)
+    e, run = settings.embed, settings.run
+    stage = EmbedStage(args.model, args.revision, dtype=run.dtype, token_budget=e.token_budget,
+                       max_length=args.max_length, project_dim=e.project_dim, project_seed=args.project_seed)
+    out = run_stage(ds, stage, cache_dir=args.cache_dir, batch_size=e.batch_rows, shard_rows=e.shard_rows,
+                    device=run.device, worker=args.worker, progress=not args.quiet)
     print_report(stage.report)
     if out is None:
         print(f"embed: shards of other workers are still missing; run again once they finish to write {args.out}")
         return 0
-    save_output(out, args)
+    save_output({"": out}, args)
     print(f"embed: wrote {len(out)} rows with {stage.dim()}-d embeddings to {args.out}")
     return 0
 
@@ -172,37 +177,29 @@ def _run_embed(args) -> int:
 
 
 def _add_preexperience(sub) -> None:
-    from ..stages.preexperience import PreexperienceSettings
-
-    d = PreexperienceSettings()
     p = sub.add_parser("preexperience", help="briefly fine-tune the embedding model on a seeded subset",
                        description="Fine-tune the embedding model for a few steps (causal LM loss on answers) on a "
                                    "seeded random subset and save it; pass the folder to `embed --model`.")
     add_io_args(p, out_help="folder for the fine-tuned model")
     add_model_args(p)
-    p.add_argument("--rows", type=int, default=d.rows, help=f"rows in the random subset (default {d.rows})")
-    p.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"rows per step (default {d.batch_size})")
-    p.add_argument("--lr", type=float, default=d.learning_rate, help=f"learning rate (default {d.learning_rate})")
-    p.add_argument("--max-length", type=int, default=d.max_length, help=f"tokens per row (default {d.max_length})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"subset, order and optimiser seed (default {d.seed})")
+    add_setting_args(p, {"--rows": "preexperience.rows", "--steps": "preexperience.steps",
+                         "--batch-size": "preexperience.batch_size", "--lr": "preexperience.learning_rate",
+                         "--max-length": "preexperience.max_length", "--seed": "preexperience.seed"})
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_preexperience)
 
 
 def _run_preexperience(args) -> int:
-    from ..stages.preexperience import PreexperienceSettings, preexperience
+    from ..stages.preexperience import preexperience
 
-    apply_threads(args)
-    if args.dtype not in ("auto", "float32"):
+    settings, ds = start(args)
+    if settings.run.dtype not in ("auto", "float32"):
         print("preexperience: trains float32 weights (bf16 autocast on capable GPUs); --dtype is ignored")
-    ds = load_input(args)
-    settings = PreexperienceSettings(rows=args.rows, steps=args.steps, batch_size=args.batch_size,
-                                     learning_rate=args.lr, max_length=args.max_length, seed=args.seed)
-    start = time.perf_counter()
-    path = preexperience(ds, args.out, model=args.model, revision=args.revision, settings=settings,
-                         device=args.device, progress=not args.quiet)
-    print(f"preexperience: {min(args.rows, len(ds))} rows, {args.steps} steps in {time.perf_counter() - start:.1f} s; "
+    pre = settings.preexperience
+    began = time.perf_counter()
+    path = preexperience(ds, args.out, model=args.model, revision=args.revision, settings=pre,
+                         device=settings.run.device, progress=not args.quiet)
+    print(f"preexperience: {min(pre.rows, len(ds))} rows, {pre.steps} steps in {time.perf_counter() - began:.1f} s; "
           f"model saved to {path} (use: openmathmix embed --model {path})")
     return 0
 
@@ -210,19 +207,7 @@ def _run_preexperience(args) -> int:
 # ----- quality, scorer train, score ----------------------------------------------------------------------------------
 
 
-def _set_default(parser: argparse.ArgumentParser, dest: str, default, help_text: str) -> None:
-    """Change the default and help of an option added by a shared helper (e.g. --batch-rows counts prompt samples)."""
-    for action in parser._actions:
-        if action.dest == dest:
-            action.default = default
-            action.help = help_text
-            return
-    raise KeyError(dest)
-
-
 def _add_quality(sub) -> None:
-    from ..stages.quality import DEFAULT_MAX_EXAMPLE_TOKENS, DEFAULT_MAX_TEST_TOKENS, DEFAULT_N1, DEFAULT_N2
-
     p = sub.add_parser(
         "quality", help="one-shot quality score (QS, Eq. 1-3) of a per-source sample",
         description="Sample n1 prompt samples per source (Dp), pick n2 test samples (Dt) by K-center Greedy on "
@@ -232,11 +217,15 @@ def _add_quality(sub) -> None:
                     "speed, Dt with its zero-shot scores).")
     add_io_args(p, out_help="output folder: the scored sample, plus quality_report.json")
     add_model_args(p)
-    p.add_argument("--n1", type=int, default=DEFAULT_N1, help=f"prompt samples per source (default {DEFAULT_N1})")
-    p.add_argument("--n2", type=int, default=DEFAULT_N2, help=f"test samples (default {DEFAULT_N2})")
+    add_setting_args(p, {"--n1": "quality.n1", "--n2": "quality.n2", "--pool-size": "quality.pool_size",
+                         "--test-selection": "quality.test_selection",
+                         "--max-test-tokens": "quality.max_test_tokens",
+                         "--max-example-tokens": "quality.max_example_tokens",
+                         "--chunk-rows": "quality.chunk_rows", "--chunk-tokens": "quality.chunk_tokens"},
+                     choices={"--test-selection": ("kcenter", "random")})
     p.add_argument("--test-sources", nargs="+", default=None, metavar="SOURCE",
-                   help="sources forming the Dt pool (default: mathinstruct_math when present, else every "
-                        "reasoning source)")
+                   help="sources forming the Dt pool (default: the profile's test source when the data has it, "
+                        "else every reasoning source)")
     p.add_argument("--test-data", default=None, metavar="DIR",
                    help="a save_to_disk folder used as the Dt pool instead of --test-sources")
     p.add_argument("--prompt-sources", nargs="+", default=None, metavar="SOURCE",
@@ -244,67 +233,54 @@ def _add_quality(sub) -> None:
     p.add_argument("--split-by-task", action="store_true",
                    help="score reasoning and general Dp against the same Dt and write one folder per task "
                         "(OUT/reasoning, OUT/general): one scorer is trained on each (Appendix A, large setting)")
-    p.add_argument("--test-selection", choices=("kcenter", "random"), default="kcenter",
-                   help="how Dt is drawn from its pool (default kcenter, which needs `embedding`)")
-    p.add_argument("--pool-size", type=int, default=None, metavar="N",
-                   help="draw at most N random pool rows before K-center Greedy (default: the whole pool)")
     p.add_argument("--seed", type=int, default=0, help="seed of Dp, of the pool cut and of Dt's first row (default 0)")
-    p.add_argument("--max-test-tokens", type=int, default=DEFAULT_MAX_TEST_TOKENS, metavar="N",
-                   help=f"tokens kept per test sample (default {DEFAULT_MAX_TEST_TOKENS})")
-    p.add_argument("--max-example-tokens", type=int, default=DEFAULT_MAX_EXAMPLE_TOKENS, metavar="N",
-                   help=f"tokens kept per in-context example (default {DEFAULT_MAX_EXAMPLE_TOKENS})")
-    p.add_argument("--chunk-rows", type=int, default=None, metavar="N",
-                   help="test rows per forward after a cached prefix (default 8 on CPU, 32 on GPU)")
-    p.add_argument("--chunk-tokens", type=int, default=None, metavar="N",
-                   help="padded test tokens per forward (default 2048 on CPU, 32768 on GPU)")
-    add_run_args(p)
-    _set_default(p, "batch_rows", 4, "prompt samples handed to the stage at once (default 4)")
-    _set_default(p, "shard_rows", 64, "prompt samples per resumable shard (default 64)")
+    add_run_args(p, "quality.batch_rows", "quality.shard_rows")
     p.set_defaults(func=_run_quality)
 
 
 def _run_quality(args) -> int:
-    import json
-    from pathlib import Path
-
     from datasets import load_from_disk
 
     from ..stages.quality import compute_quality
 
-    apply_threads(args)
-    ds = load_input(args)
+    settings, ds = start(args)
+    q, run = settings.quality, settings.run
     test_ds = None
     if args.test_data:
         try:
             test_ds = load_from_disk(args.test_data)
         except FileNotFoundError as err:
-            raise OpenMathMixError(f"--test-data {args.test_data}: not a save_to_disk folder ({err})") from err
+            raise InputNotFoundError(f"--test-data {args.test_data}: not a save_to_disk folder ({err})") from err
+    test_sources = args.test_sources
+    if test_sources is None and test_ds is None and q.test_source in set(ds.unique("source")):
+        test_sources = [q.test_source]
     scored, report = compute_quality(
-        ds, n1=args.n1, n2=args.n2, test_sources=args.test_sources, test_ds=test_ds,
-        prompt_sources=args.prompt_sources, split_by_task=args.split_by_task, test_selection=args.test_selection,
-        pool_size=args.pool_size, model=args.model, revision=args.revision, device=args.device, dtype=args.dtype,
-        seed=args.seed, max_test_tokens=args.max_test_tokens, max_example_tokens=args.max_example_tokens,
-        chunk_rows=args.chunk_rows, chunk_tokens=args.chunk_tokens, cache_dir=args.cache_dir,
-        batch_size=args.batch_rows, shard_rows=args.shard_rows, worker=args.worker, progress=not args.quiet,
+        ds, n1=q.n1, n2=q.n2, test_sources=test_sources, test_ds=test_ds,
+        prompt_sources=args.prompt_sources, split_by_task=args.split_by_task, test_selection=q.test_selection,
+        pool_size=q.pool_size, model=args.model, revision=args.revision, device=run.device, dtype=run.dtype,
+        seed=args.seed, max_test_tokens=q.max_test_tokens, max_example_tokens=q.max_example_tokens,
+        chunk_rows=q.chunk_rows, chunk_tokens=q.chunk_tokens, cache_dir=args.cache_dir,
+        batch_size=q.batch_rows, shard_rows=q.shard_rows, worker=args.worker, progress=not args.quiet,
         return_report=True,
     )
     print(report.summary())
     if scored is None:
         print(f"quality: shards of other workers are still missing; run again once they finish to write {args.out}")
         return 0
-    out = Path(args.out)
+    parts: dict[str, object] = {}
     if args.split_by_task:
         for task in sorted(set(scored["task"])):
-            part = scored.filter(lambda t, want=task: t == want, input_columns="task")
-            args_part = argparse.Namespace(out=str(out / task))
-            save_output(part, args_part)
-            print(f"quality: {task}: {len(part)} scored rows -> {out / task} "
-                  f"(train its scorer: openmathmix scorer train --in {out / task} --out SCORER_DIR)")
+            parts[task] = scored.filter(lambda t, want=task: t == want, input_columns="task")
     else:
-        save_output(scored, args)
-        print(f"quality: {len(scored)} scored rows -> {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quality_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+        parts[""] = scored
+    parts["quality_report.json"] = report.to_dict()
+    save_output(parts, args)
+    for task, part in parts.items():
+        if task and not task.endswith(".json"):
+            print(f"quality: {task}: {len(part)} scored rows -> {args.out}/{task} "
+                  f"(train its scorer: openmathmix scorer train --in {args.out}/{task} --out SCORER_DIR)")
+    if "" in parts:
+        print(f"quality: {len(scored)} scored rows -> {args.out}")
     for source, mean in report.mean_qs_per_source.items():
         print(f"quality: mean QS {mean:.3f}  {source}")
     return 0
@@ -322,16 +298,11 @@ def _add_scorer(sub) -> None:
                     "correlation between the scorer's expected label and the real QS on held-out rows.")
     add_io_args(t, out_help="scorer folder to write (weights + scorer.json)")
     add_model_args(t)
-    t.add_argument("--kind", choices=("classifier", "light"), default="classifier",
-                   help="classifier (fine-tuned LM, default) or light (MLP on `embedding`)")
-    t.add_argument("--epochs", type=float, default=None,
-                   help="training epochs (default: 2 for classifier as in the paper, 100 for light)")
-    t.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-5 classifier, 1e-3 light)")
-    t.add_argument("--batch-size", type=int, default=None, help="rows per step (default: 8 classifier, 64 light)")
-    t.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps (classifier; default 1)")
-    t.add_argument("--max-length", type=int, default=512, help="tokens per row (classifier; default 512)")
-    t.add_argument("--hidden", type=int, default=256, help="hidden width, 0 = softmax regression (light; default 256)")
-    t.add_argument("--heldout", type=float, default=0.1, help="fraction of rows held out for Pearson (default 0.1)")
+    add_setting_args(t, {"--kind": "scorer.kind", "--epochs": "scorer.epochs", "--lr": "scorer.learning_rate",
+                         "--batch-size": "scorer.batch_size", "--grad-accum": "scorer.grad_accum",
+                         "--max-length": "scorer.max_length", "--hidden": "scorer.hidden",
+                         "--heldout": "scorer.heldout"},
+                     choices={"--kind": ("classifier", "light")})
     t.add_argument("--task", default=None, help="train on the rows of this task only (e.g. reasoning)")
     t.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation and the order")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -341,24 +312,25 @@ def _add_scorer(sub) -> None:
 def _run_scorer_train(args) -> int:
     from ..stages.scorer import train_scorer
 
-    apply_threads(args)
-    ds = load_input(args)
-    common = dict(seed=args.seed, heldout=args.heldout, task=args.task)
-    if args.kind == "classifier":
-        if args.dtype not in ("auto", "float32"):
+    settings, ds = start(args)
+    s = settings.scorer
+    common = {"seed": args.seed, "heldout": s.heldout, "task": args.task, "epochs": s.resolved_epochs,
+              "learning_rate": s.resolved_learning_rate, "batch_size": s.resolved_batch_size}
+    if s.kind == "classifier":
+        if settings.run.dtype not in ("auto", "float32"):
             print("scorer train: the classifier trains float32 weights (bf16 autocast on capable GPUs); "
                   "--dtype is ignored")
-        kwargs = dict(model=args.model, revision=args.revision, epochs=args.epochs or 2,
-                      learning_rate=args.lr or 2e-5, batch_size=args.batch_size or 8, grad_accum=args.grad_accum,
-                      max_length=args.max_length, device=args.device, progress=not args.quiet)
+        kwargs = {"model": args.model, "revision": args.revision, "grad_accum": s.grad_accum,
+                  "max_length": s.max_length, "device": settings.run.device, "progress": not args.quiet}
     else:
-        kwargs = dict(hidden=args.hidden, epochs=int(args.epochs or 100), learning_rate=args.lr or 1e-3,
-                      batch_size=args.batch_size or 64)
-    result = train_scorer(ds, args.out, kind=args.kind, **common, **kwargs)
+        kwargs = {"hidden": s.hidden}
+        common["epochs"] = int(common["epochs"])
+    with output_folder(args.out, inputs=[args.input], overwrite=args.overwrite) as tmp:
+        result = train_scorer(ds, tmp, kind=s.kind, **common, **kwargs)
     print(result.summary())
     r = "nan" if result.pearson is None else f"{result.pearson:.4f}"
     print(f"scorer train: held-out Pearson r = {r} (n = {result.heldout_rows}); labels {result.label_counts}; "
-          f"saved to {result.out_dir}")
+          f"saved to {args.out}")
     return 0
 
 
@@ -372,7 +344,7 @@ def _parse_scorers(values: list[str]):
         if not sep or os.path.isdir(value):
             task, path = "*", value
         if task in mapping:
-            raise OpenMathMixError(f"--scorer given twice for {'all rows' if task == '*' else 'task ' + task}")
+            raise ConfigError(f"--scorer given twice for {'all rows' if task == '*' else 'task ' + task}")
         mapping[task] = path
     return mapping
 
@@ -385,27 +357,25 @@ def _add_score(sub) -> None:
     p.add_argument("--scorer", action="append", required=True, metavar="[TASK=]DIR",
                    help="scorer folder for every row, or TASK=DIR for the rows of one task (repeatable: "
                         "--scorer reasoning=R --scorer general=G)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: every visible GPU, else the CPU)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                   help="classifier inference dtype (default auto = bf16 where supported)")
+    add_setting_args(p, {"--device": "run.device", "--dtype": "run.dtype"},
+                     choices={"--dtype": ("auto", "float32", "bfloat16", "float16")})
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
-    add_run_args(p)
-    _set_default(p, "batch_rows", 256, "rows handed to the scorer at once (default 256)")
+    add_run_args(p, "scorer.score_batch_rows", "scorer.score_shard_rows")
     p.set_defaults(func=_run_score)
 
 
 def _run_score(args) -> int:
     from ..stages.scorer import mean_score_per_source, score_dataset
 
-    apply_threads(args)
-    ds = load_input(args)
-    out = score_dataset(ds, _parse_scorers(args.scorer), device=args.device, dtype=args.dtype,
-                        cache_dir=args.cache_dir, batch_size=args.batch_rows, shard_rows=args.shard_rows,
+    settings, ds = start(args)
+    s, run = settings.scorer, settings.run
+    out = score_dataset(ds, _parse_scorers(args.scorer), device=run.device, dtype=run.dtype,
+                        cache_dir=args.cache_dir, batch_size=s.score_batch_rows, shard_rows=s.score_shard_rows,
                         worker=args.worker, progress=not args.quiet)
     if out is None:
         print(f"score: shards of other workers are still missing; run again once they finish to write {args.out}")
         return 0
-    save_output(out, args)
+    save_output({"": out}, args)
     print(f"score: wrote {len(out)} rows with quality_score to {args.out}")
     for source, mean in sorted(mean_score_per_source(out).items(), key=lambda kv: -kv[1]):
         print(f"score: mean {mean:.3f}  {source}")

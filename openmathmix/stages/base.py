@@ -1,20 +1,19 @@
 """Stage contract (Dataset -> Dataset through `datasets.map`) and the resumable, sharded runner every stage uses.
 
-A stage is a plain callable over a batch (`process_batch(batch, device) -> new columns`), so it can run under
-another engine later. `run_stage` is the only place that calls `Dataset.map`:
+A stage is a plain callable over a batch (`process_batch(batch, device) -> new columns`), so any engine can run it
+(`local`: this module; `ray`: `openmathmix.engines.ray`). `run_stage` is the only place that calls `Dataset.map`:
 
 - the input is cut into contiguous shards; each finished shard is an Arrow file under
-  `<cache_dir>/<stage>-<fingerprint>/`, written atomically by `datasets`, so an interrupted run resumes at the first
-  unfinished shard and a finished run is reused as is;
-- the fingerprint hashes the input dataset's fingerprint, the stage name and `stage.config()` (model id and
-  revision, dtype, budgets...), never a pickled model;
+  `<cache_dir>/stages/<stage>-<key>/`, sealed with its row count, checksum and the stage's counters
+  (`openmathmix.cache`). A shard is reused only when it matches its seal; a damaged one is recomputed (and said so);
+  an interrupted run resumes at the first unfinished shard and a finished run is reused as is;
+- the key hashes the input dataset's fingerprint, the stage name and `stage.config()` (model id and revision,
+  dtype, budgets...), never a pickled model;
+- each shard is computed under a lock, so several processes on one cache share the work;
 - with several GPUs, each shard is mapped with `num_proc = number of GPUs` and `with_rank=True`; rank r uses
   `cuda:r`. Without a GPU it runs in this process on the CPU;
-- `worker=(i, m)` lets m machines share one run: machine i computes shards i, i+m, ... into a shared cache
-  folder; any machine (or a last call without `worker`) assembles the result once every shard exists;
-- counters a stage keeps with `self.count(key, n)` (rows truncated, tokens...) are saved beside each shard
-  (`<shard>.arrow.stats.json`, rewritten after every batch, so they are complete once the shard file exists) and
-  summed into `stage.report` (a `StageReport`) by every `run_stage` call, reused shards included.
+- one progress bar per stage (rows, rate, ETA); counters a stage keeps with `self.count(key, n)` are summed into
+  `stage.report` (a `StageReport`), reused shards included.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -30,14 +30,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import MissingColumnsError, OpenMathMixError
+from .. import cache
+from ..compat import fingerprint
+from ..errors import ConfigError, MissingColumnsError
+from ..settings import CACHE_DIR
 
 if TYPE_CHECKING:  # `datasets` is imported where it is used, so importing a stage module stays cheap
     from datasets import Dataset
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CACHE = Path(os.environ.get("OPENMATHMIX_CACHE", Path.home() / ".cache" / "openmathmix"))
+DEFAULT_CACHE = CACHE_DIR
+SUFFIX_TEMPLATE = "_rank{rank:05d}_of_{num_proc:05d}"  # per-process files of a multi-GPU map (passed to datasets)
 
 
 class Stage(ABC):
@@ -67,7 +71,8 @@ class Stage(ABC):
         counts = self.__dict__.setdefault("_counts", Counter())
         counts[key] += n
 
-    def _take_counts(self) -> Counter:
+    def take_counts(self) -> Counter:
+        """The counters kept since the last call (and reset them)."""
         return self.__dict__.pop("_counts", None) or Counter()
 
 
@@ -90,12 +95,16 @@ class StageReport:
 
 @dataclass
 class _BatchFn:
-    """Picklable wrapper `datasets.map` calls in each process; sets the stage up once per device and saves the
-    stage's counters beside the shard file it is writing."""
+    """Picklable wrapper `datasets.map` calls in each process; sets the stage up once per device and collects the
+    stage's counters (in this process: also advances the stage's progress bar)."""
 
     stage: Stage
     devices: tuple[str, ...]
-    stats_path: str | None = None  # "{rank}" is replaced by the process rank when one shard is split over GPUs
+    bar: Any = None  # a tqdm bar, only when the map runs in this process
+    stats_dir: str | None = None  # worker processes write their counters to `<stats_dir>/counters-<rank>.json`
+
+    def __post_init__(self):
+        self.totals: Counter = Counter()
 
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         device = self.devices[(rank or 0) % len(self.devices)]
@@ -103,12 +112,18 @@ class _BatchFn:
             self.stage.setup(device)
             self.stage._ready_on = device
         out = self.stage.process_batch(batch, device)
-        if self.stats_path is not None:  # one _BatchFn per shard (and per process): its totals start at zero
-            totals = self.__dict__.setdefault("_totals", Counter())
-            totals.update(self.stage._take_counts())
-            totals["batches"] += 1
-            _write_json(self.stats_path.format(rank=rank or 0), dict(totals))
+        self.totals.update(self.stage.take_counts())
+        self.totals["batches"] += 1
+        if self.bar is not None:
+            self.bar.update(len(next(iter(batch.values()))) if batch else 0)
+        if self.stats_dir is not None:  # rewritten after every batch: complete once the map has returned
+            cache.write_json(Path(self.stats_dir) / f"counters-{rank or 0}.json", dict(self.totals))
         return out
+
+    def __getstate__(self):  # the bar stays in the parent process
+        state = dict(self.__dict__)
+        state["bar"] = None
+        return state
 
 
 def available_devices(device: str | None = None) -> tuple[str, ...]:
@@ -120,14 +135,13 @@ def available_devices(device: str | None = None) -> tuple[str, ...]:
     if device in (None, "auto"):
         return ("cpu",)
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise OpenMathMixError(f"device {device!r} was asked for, but torch sees no CUDA GPU; use --device cpu")
+        raise ConfigError(f"device {device!r} was asked for, but torch sees no CUDA GPU; use --device cpu")
     return (device,)
 
 
 def stage_fingerprint(ds: Dataset, stage: Stage) -> str:
-    from datasets.fingerprint import Hasher
-
-    return Hasher.hash({"input": ds._fingerprint, "stage": stage.name, "config": stage.config()})
+    """The cache key of `stage` applied to `ds`: input fingerprint, stage name and settings."""
+    return cache.key({"input": fingerprint(ds), "stage": stage.name, "config": stage.config()})
 
 
 def check_columns(ds: Dataset, needed: tuple[str, ...], what: str) -> None:
@@ -149,72 +163,126 @@ def run_stage(
     worker: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> Dataset | None:
-    """Apply `stage` to every row of `ds`, resumably. Returns None when `worker` left shards to other machines.
+    """Apply `stage` to every row of `ds`, resumably; return `ds` with the stage's columns added.
 
-    Sets `stage.report` (a `StageReport`) in every case.
+    `worker=(i, m)` computes only shards i, i+m, ... and returns None while shards of other workers are missing
+    (several processes on one cache need no `worker`: the shard locks share the work). Sets `stage.report`.
     """
     from datasets import Dataset, concatenate_datasets
-    from datasets.fingerprint import Hasher
 
     check_columns(ds, stage.requires, f"stage {stage.name!r}")
     if worker is not None and not (len(worker) == 2 and worker[1] >= 1 and 0 <= worker[0] < worker[1]):
-        raise OpenMathMixError(f"worker must be (i, m) with 0 <= i < m, got {worker!r}")
+        raise ConfigError(f"worker must be (i, m) with 0 <= i < m, got {worker!r}")
     if batch_size < 1 or shard_rows < 1:
-        raise OpenMathMixError(f"batch_size and shard_rows must be positive, got {batch_size} and {shard_rows}")
+        raise ConfigError(f"batch_size and shard_rows must be positive, got {batch_size} and {shard_rows}")
     clash = [c for c in stage.produces if c in ds.column_names]
     if clash:
         ds = ds.remove_columns(clash)  # recomputing replaces the old values
-    folder = Path(cache_dir or DEFAULT_CACHE) / "stages" / f"{stage.name}-{stage_fingerprint(ds, stage)}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = cache.entry(cache_dir or CACHE_DIR, "stages", stage.name, stage_fingerprint(ds, stage))
+    cache.clean_stale_work(folder)
     n_shards = max(1, -(-len(ds) // shard_rows))
     paths = [folder / f"shard-{i:05d}-of-{n_shards:05d}.arrow" for i in range(n_shards)]
-    _write_json(folder / "stage.json", {"stage": stage.name, "config": stage.config(), "rows": len(ds)})
+    cache.write_json(folder / "stage.json", {"stage": stage.name, "config": stage.config(), "rows": len(ds)})
 
     devices = available_devices(device)
-    mine = range(n_shards) if worker is None else range(worker[0], n_shards, worker[1])
-    todo = [i for i in mine if not paths[i].exists()]
-    report = StageReport(stage.name, str(folder), len(ds), n_shards, shards_reused=len(mine) - len(todo))
-    if len(todo) < len(mine):
-        logger.info("%s: %d of %d shards already done in %s", stage.name, len(mine) - len(todo), len(mine), folder)
+    mine = list(range(n_shards)) if worker is None else list(range(worker[0], n_shards, worker[1]))
+    sizes = [len(range(i * shard_rows, min(len(ds), (i + 1) * shard_rows))) for i in range(n_shards)]
+    seals: dict[int, dict] = {}
+    for i in mine:
+        record = cache.check_sealed(paths[i], rows=sizes[i], repair=False)
+        if record is not None:
+            seals[i] = record
+    report = StageReport(stage.name, str(folder), len(ds), n_shards, shards_reused=len(seals))
     computed: Counter = Counter()
-    bars = contextlib.nullcontext() if progress else progress_bars_off()
-    with bars:
-        for n_done, i in enumerate(todo):
-            start = time.perf_counter()
-            # python-list batches whatever format the caller set (numpy/torch formats would change process_batch input)
-            shard = ds.shard(n_shards, i, contiguous=True).with_format(None)
-            num_proc = min(len(devices), len(shard))
-            part = paths[i] if num_proc == 1 else _process_file(paths[i], "{rank:05d}", num_proc)
-            _drop_stale_stats(paths[i], num_proc)
-            shard.map(
-                _BatchFn(stage, devices, _stats_path(part)),
-                batched=True,
-                batch_size=batch_size,
-                with_rank=True,
-                num_proc=num_proc if num_proc > 1 else None,
-                features=_merged_features(shard, stage),
-                cache_file_name=str(paths[i]),
-                new_fingerprint=Hasher.hash((folder.name, i)),
-                desc=f"{stage.name} shard {i + 1}/{n_shards} ({len(todo) - n_done} left to run)",
-            )
-            if num_proc > 1:  # datasets wrote one file per process: join them into the shard file
-                _join_process_files(paths[i], num_proc)
-            computed.update(_read_stats(_stats_path(paths[i])))
-            report.shards_computed += 1
-            report.seconds += time.perf_counter() - start
+    bar = _bar(stage.name, len(ds), sum(sizes[i] for i in seals), progress)
+    try:
+        pending = [i for i in mine if i not in seals]
+        while pending:
+            waiting = []
+            for i in pending:
+                with cache.lock(paths[i], wait=False) as held:
+                    if not held:
+                        waiting.append(i)  # another process computes it: come back when it is done
+                        continue
+                    record = cache.check_sealed(paths[i], rows=sizes[i])
+                    if record is None:
+                        start = time.perf_counter()
+                        record = _compute_shard(ds, stage, i, n_shards, paths[i], devices, batch_size, bar)
+                        computed.update(record["counters"])
+                        report.shards_computed += 1
+                        report.seconds += time.perf_counter() - start
+                    else:
+                        report.shards_reused += 1
+                        bar.update(sizes[i])
+                    seals[i] = record
+            if waiting:
+                logger.info("%s: waiting for %d shard(s) another process is computing", stage.name, len(waiting))
+                for i in waiting:
+                    with cache.lock(paths[i]):  # blocks until the other process is done with it
+                        pass
+            pending = waiting
+    finally:
+        bar.close()
     report.computed = dict(computed)
+    for i in set(range(n_shards)) - set(seals):  # shards of other workers that are done
+        record = cache.check_sealed(paths[i], rows=sizes[i], repair=False)
+        if record is not None:
+            seals[i] = record
     totals: Counter = Counter()
-    for p in paths:
-        if p.exists():
-            totals.update(_read_stats(_stats_path(p)))
+    for record in seals.values():
+        totals.update(record.get("counters", {}))
     report.totals = dict(totals)
-    missing = [p for p in paths if not p.exists()]
-    report.complete = not missing
+    report.complete = len(seals) == n_shards
     stage.report = report
-    if missing:
-        logger.info("%s: %d shards still missing (other workers); call again to assemble", stage.name, len(missing))
+    if not report.complete:
+        logger.info("%s: %d shard(s) still missing (other workers)", stage.name, n_shards - len(seals))
         return None
     return concatenate_datasets([Dataset.from_file(str(p)) for p in paths])
+
+
+def _bar(name: str, total: int, done: int, enabled: bool):
+    """One progress bar per stage over its rows (rate and ETA); reused shards count as done from the start."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, desc=name, unit="row", disable=not enabled, dynamic_ncols=True,
+                smoothing=0.1)
+
+
+def _compute_shard(ds, stage: Stage, i: int, n_shards: int, path: Path, devices: tuple[str, ...],
+                   batch_size: int, bar) -> dict:
+    """Map one shard into `path` (through a work folder that a killed run leaves to `clean_stale_work`); seal it."""
+    # python-list batches whatever format the caller set (numpy/torch formats would change process_batch input)
+    shard = ds.shard(n_shards, i, contiguous=True).with_format(None)
+    num_proc = min(len(devices), len(shard))
+    work = cache.work_dir(path)
+    target = work / path.name
+    fn = _BatchFn(stage, devices, bar if num_proc == 1 else None, None if num_proc == 1 else str(work))
+    with _quiet_datasets():
+        out = shard.map(
+            fn,
+            batched=True,
+            batch_size=batch_size,
+            with_rank=True,
+            num_proc=num_proc if num_proc > 1 else None,
+            features=_merged_features(shard, stage),
+            cache_file_name=str(target),
+            suffix_template=SUFFIX_TEMPLATE,
+            new_fingerprint=cache.key((str(path), "map")),
+            load_from_cache_file=False,
+        )
+        if num_proc > 1:  # datasets wrote one file per process: write them into one shard file
+            out.map(lambda b: b, batched=True, cache_file_name=str(target.with_suffix(".joined.arrow")),
+                    new_fingerprint=cache.key((str(path), "join")), load_from_cache_file=False)
+            target = target.with_suffix(".joined.arrow")
+            bar.update(len(shard))
+    counters = fn.totals if num_proc == 1 else Counter()
+    for part in work.glob("counters-*.json"):  # the worker processes' counters
+        counters.update(json.loads(part.read_text(encoding="utf-8")))
+    del out
+    os.replace(target, path)
+    record = cache.seal(path, rows=len(shard), counters=dict(counters))
+    shutil.rmtree(work, ignore_errors=True)
+    return record
 
 
 def _merged_features(shard: Dataset, stage: Stage):
@@ -226,40 +294,11 @@ def _merged_features(shard: Dataset, stage: Stage):
     return feats
 
 
-def _process_file(path: Path, rank: int | str, num_proc: int) -> Path:
-    """The file `datasets.map(num_proc=...)` writes for one process (its default `suffix_template`)."""
-    rank_text = rank if isinstance(rank, str) else f"{rank:05d}"
-    return path.with_name(f"{path.stem}_{rank_text}_of_{num_proc:05d}{path.suffix}")
-
-
-def _stats_path(arrow_path: Path) -> str:
-    return str(arrow_path) + ".stats.json"
-
-
-def _read_stats(path: str | Path) -> dict[str, float]:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return {}
-
-
-def _write_json(path: str | Path, obj) -> None:
-    """Write atomically: a reader sees the old or the new content, never half a file."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, sort_keys=True))
-    os.replace(tmp, path)
-
-
-def _drop_stale_stats(path: Path, num_proc: int) -> None:
-    """Counters of a shard (or of a process's part of it) whose Arrow file was never finished belong to an
-    interrupted run: that part is recomputed, so its counters start again from zero."""
-    Path(_stats_path(path)).unlink(missing_ok=True)
-    if num_proc > 1:
-        for r in range(num_proc):
-            part = _process_file(path, r, num_proc)
-            if not part.exists():
-                Path(_stats_path(part)).unlink(missing_ok=True)
+@contextlib.contextmanager
+def _quiet_datasets():
+    """No `datasets` progress bars inside (the stage has its own bar); the previous setting restored after."""
+    with progress_bars_off():
+        yield
 
 
 @contextlib.contextmanager
@@ -274,26 +313,3 @@ def progress_bars_off():
     finally:
         if not was_disabled:
             datasets.enable_progress_bars()
-
-
-def _join_process_files(path: Path, num_proc: int) -> None:
-    """With num_proc > 1, `datasets` writes `<name>_0000r_of_0000M.arrow`; merge them (and their counters) into
-    `path` atomically, then delete the parts."""
-    from datasets import Dataset, concatenate_datasets
-    from datasets.fingerprint import Hasher
-
-    parts = [_process_file(path, r, num_proc) for r in range(num_proc)]
-    missing = [p.name for p in parts if not p.exists()]
-    if missing:
-        raise OpenMathMixError(f"parallel map left no file {missing} in {path.parent}; run the stage again")
-    merged = concatenate_datasets([Dataset.from_file(str(p)) for p in parts])
-    counts: Counter = Counter()
-    for p in parts:
-        counts.update(_read_stats(_stats_path(p)))
-    tmp = path.with_name(path.name + ".tmp")
-    merged.map(lambda b: b, batched=True, cache_file_name=str(tmp), new_fingerprint=Hasher.hash(str(path)))
-    _write_json(_stats_path(path), dict(counts))  # before the shard file: once that exists, its counters are final
-    os.replace(tmp, path)
-    for p in parts:
-        p.unlink(missing_ok=True)
-        Path(_stats_path(p)).unlink(missing_ok=True)

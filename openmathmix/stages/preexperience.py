@@ -15,40 +15,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import OpenMathMixError
+from ..compat import fingerprint
+from ..errors import ConfigError, SchemaError
 from ..models import load_tokenizer, resolve
+from ..outputs import check_output, output_folder
+from ..settings import PreexperienceSettings
 from ..text import TEMPLATE_VERSION, encode_qa_batch
 from .base import check_columns
 
 logger = logging.getLogger(__name__)
 
 MARKER = "preexperience.json"
-
-
-@dataclass
-class PreexperienceSettings:
-    """How long and how hard the brief fine-tuning is. Defaults: a few hundred rows, a few dozen steps."""
-
-    rows: int = 1000  # size of the seeded random subset of the input
-    steps: int = 50  # optimiser steps
-    batch_size: int = 8  # rows per device per step (times grad_accum)
-    grad_accum: int = 1
-    learning_rate: float = 1e-5
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    lr_scheduler: str = "linear"
-    max_length: int = 1024  # tokens per row (the template's truncation rule beyond that)
-    answer_only_loss: bool = True  # loss on answer tokens only (the question part is context)
-    seed: int = 0
-    bf16: bool | None = None  # mixed precision; None = on a bf16-capable GPU, never on the CPU
-    logging_steps: int = 10
 
 
 def preexperience(ds, out_dir: str | os.PathLike, *, model: str | None = None, revision: str | None = None,
@@ -65,12 +48,11 @@ def preexperience(ds, out_dir: str | os.PathLike, *, model: str | None = None, r
     settings = settings or PreexperienceSettings()
     check_columns(ds, ("question", "answer"), "preexperience")
     if len(ds) == 0:
-        raise OpenMathMixError("preexperience needs at least one row")
+        raise SchemaError("preexperience needs at least one row; --in holds an empty dataset")
     if settings.rows < 1 or settings.steps < 1:
-        raise OpenMathMixError(f"rows and steps must be positive, got {settings.rows} and {settings.steps}")
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise OpenMathMixError(f"{out} exists and is not a pre-experienced model folder; choose an empty folder")
+        raise ConfigError(f"rows and steps must be positive, got {settings.rows} and {settings.steps}")
+    local_model = [str(model)] if model is not None and os.path.exists(str(model)) else []
+    out = check_output(out_dir, inputs=local_model, overwrite=True)  # before any training
 
     spec = resolve(model, revision)
     tokenizer = load_tokenizer(spec)
@@ -108,26 +90,26 @@ def preexperience(ds, out_dir: str | os.PathLike, *, model: str | None = None, r
         result = trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
-    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    net.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    with output_folder(out, overwrite=True) as tmp:
+        net.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        _write_record(tmp, spec, settings, rows, ds, result, losses)
+    logger.info("pre-experienced model (%d rows, %d steps, loss %.4f) saved to %s", len(rows), settings.steps,
+                result.training_loss, out)
+    return str(out)
+
+
+def _write_record(tmp: Path, spec, settings: PreexperienceSettings, rows, ds, result, losses) -> None:
     record = {
         "base_model": spec.key(),
         "template": TEMPLATE_VERSION,
         "settings": asdict(settings),
         "train_rows": len(rows),
-        "data_fingerprint": getattr(ds, "_fingerprint", None),
+        "data_fingerprint": fingerprint(ds),
         "train_loss": result.training_loss,
         "logged_losses": losses,
     }
     (tmp / MARKER).write_text(json.dumps(record, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    logger.info("pre-experienced model (%d rows, %d steps, loss %.4f) saved to %s", len(rows), settings.steps,
-                result.training_loss, out)
-    return str(out)
 
 
 def seeded_subset(n: int, rows: int, seed: int) -> list[int]:
@@ -142,7 +124,7 @@ def _tokenised(ds, tokenizer, settings: PreexperienceSettings):
     enc = encode_qa_batch(tokenizer, ds["question"], ds["answer"], settings.max_length)
     keep = [i for i, a in enumerate(enc.answer_ids) if a]  # an empty answer has no token to learn from
     if not keep:
-        raise OpenMathMixError("preexperience: every sampled row has an empty answer")
+        raise SchemaError("preexperience: every sampled row has an empty answer; check the answer column of --in")
     ids = [enc.prompt_ids[i] + enc.answer_ids[i] for i in keep]
     labels = [([-100] * len(enc.prompt_ids[i]) if settings.answer_only_loss else enc.prompt_ids[i])
               + enc.answer_ids[i] for i in keep]

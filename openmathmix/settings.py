@@ -1,0 +1,258 @@
+"""Every default of the pipeline, in one place, with two named profiles.
+
+    paper  Appendix A of the paper: n1 = 2,000 prompt samples per source, n2 = 100 tests from the MATH CoT part of
+           MathInstruct, |s0| = 100, classifier scorers trained for 2 epochs, 1,024 tokens per sample. The default
+           profile of every paper preset.
+    demo   small enough for a 2-core CPU in minutes with the embedded 135M model.
+
+`openmathmix build` and every stage command start from the same profile (`profile(name)`) and overlay the flags the
+user gave (`overlay(settings, {"quality.n1": 40, ...})`). The resolved values are recorded in `manifest.json` and on
+the card (`as_record(settings)`). Constants that are not settings (file names, schema columns) stay in their modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "CACHE_DIR",
+    "MODELS_DIR",
+    "PROFILES",
+    "EmbedSettings",
+    "PreexperienceSettings",
+    "QualitySettings",
+    "RunSettings",
+    "ScorerSettings",
+    "SelectSettings",
+    "Settings",
+    "as_record",
+    "overlay",
+    "profile",
+    "profile_for_preset",
+]
+
+CACHE_DIR = Path(os.environ.get("OPENMATHMIX_CACHE") or Path.home() / ".cache" / "openmathmix")  # stage outputs
+# Converted models are shared by every stage cache (a converted embedded model is 517 MB): one copy per user.
+MODELS_DIR = Path(os.environ.get("OPENMATHMIX_MODELS") or Path.home() / ".cache" / "openmathmix" / "models")
+
+def _f(default: Any, help: str) -> Any:
+    """A setting: its default and the one-line help the CLI shows for it."""
+    return field(default=default, metadata={"help": help})
+
+
+CLASSIFIER_EPOCHS = 2  # fine-tuned LM scorer (Appendix A)
+LIGHT_EPOCHS = 100  # light head on frozen embeddings: passes over a few thousand scored rows
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Where and how models run."""
+
+    device: str | None = _f(None, "cpu, cuda, cuda:N; None: every visible GPU, else the CPU")
+    dtype: str = _f("auto", "auto (bf16 where the GPU/CPU has it natively, else fp32), float32, bfloat16, float16")
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """Mean-pooled embeddings of every row (Section 3.1)."""
+
+    token_budget: int | None = _f(None, "padded tokens per forward; None: 2,048 on a CPU, 32,768 on a GPU")
+    project_dim: int | None = _f(None, "store a seeded Gaussian projection to this many dims (e.g. 256 for 7B models)")
+    batch_rows: int = _f(1024, "rows handed to the stage at once (length-sorted within)")
+    shard_rows: int = _f(8192, "rows per resumable cache shard")
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """One-shot influence quality score on a per-source sample (Eq. 1-3)."""
+
+    n1: int = _f(2000, "prompt samples per source (Dp)")
+    n2: int = _f(100, "test samples (Dt), picked by K-center Greedy over the embeddings")
+    test_source: str | None = _f("mathinstruct_math", "Dt pool; None: every reasoning source of the pool (base setting)")
+    test_selection: str = _f("kcenter", "kcenter (needs embeddings) or random")
+    pool_size: int | None = _f(None, "draw at most this many pool rows before K-center (None: the whole pool)")
+    max_test_tokens: int = _f(1024, "tokens kept per test sample (question + answer)")
+    max_example_tokens: int = _f(1024, "tokens kept per in-context example")
+    chunk_rows: int | None = _f(None, "test rows per forward after a cached prefix; None: 8 on a CPU, 32 on a GPU")
+    chunk_tokens: int | None = _f(None, "padded test tokens per forward; None: 2,048 on a CPU, 32,768 on a GPU")
+    batch_rows: int = _f(4, "prompt samples handed to the stage at once")
+    shard_rows: int = _f(64, "prompt samples per resumable cache shard")
+
+
+@dataclass(frozen=True)
+class ScorerSettings:
+    """The scorer trained on the scored sample to predict QS for every row (Section 3.2)."""
+
+    kind: str = _f("classifier", "classifier: fine-tuned LM (the paper's); light: head on the frozen embeddings (CPU)")
+    epochs: float | None = _f(None, "None: 2 for the classifier, 100 for the light head")
+    heldout: float = _f(0.1, "share of the scored sample kept out of training to measure Pearson r")
+    split_by_task: bool | None = _f(None, "one scorer per task; None: yes in the large setting, no in the base setting")
+    hidden: int = _f(256, "light head's hidden width (0 = softmax regression)")
+    learning_rate: float | None = _f(None, "None: 2e-5 classifier, 1e-3 light")
+    batch_size: int | None = _f(None, "None: 8 classifier, 64 light")
+    grad_accum: int = _f(1, "classifier: gradient accumulation steps")
+    max_length: int = _f(512, "classifier: tokens per row")
+    score_batch_rows: int = _f(256, "rows per batch when scoring every row")
+    score_shard_rows: int = _f(8192, "rows per resumable cache shard when scoring every row")
+
+    @property
+    def resolved_epochs(self) -> float | int:
+        if self.epochs is not None:
+            return self.epochs
+        return CLASSIFIER_EPOCHS if self.kind == "classifier" else LIGHT_EPOCHS
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-5 if self.kind == "classifier" else 1e-3
+
+    @property
+    def resolved_batch_size(self) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return 8 if self.kind == "classifier" else 64
+
+
+@dataclass(frozen=True)
+class SelectSettings:
+    """Selection settings that a preset does not fix itself."""
+
+    init_size: int | None = _f(None, "|s0| of QaDS per source; None: the preset's value (paper: 100)")
+    dtype: str | None = _f(None, "embedding storage dtype for selection; None: the preset's")
+
+
+@dataclass(frozen=True)
+class PreexperienceSettings:
+    """The brief fine-tuning of the embedding model on a seeded subset (`openmathmix preexperience`)."""
+
+    rows: int = _f(1000, "rows in the seeded random subset")
+    steps: int = _f(50, "optimiser steps")
+    batch_size: int = _f(8, "rows per device per step (times grad_accum)")
+    grad_accum: int = _f(1, "gradient accumulation steps")
+    learning_rate: float = _f(1e-5, "learning rate")
+    warmup_steps: int = _f(0, "linear warm-up steps")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    lr_scheduler: str = _f("linear", "transformers learning-rate schedule name")
+    max_length: int = _f(1024, "tokens per row (the template's truncation rule beyond that)")
+    answer_only_loss: bool = _f(True, "loss on answer tokens only (the question is context)")
+    seed: int = _f(0, "subset, order and optimiser seed")
+    bf16: bool | None = _f(None, "mixed precision; None: on a bf16-capable GPU, never on the CPU")
+    logging_steps: int = _f(10, "steps between logged losses")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All pipeline settings; sections mirror the steps. Change one value with `overlay(s, {"quality.n1": 40})`."""
+
+    profile: str = "paper"
+    run: RunSettings = field(default_factory=RunSettings)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    scorer: ScorerSettings = field(default_factory=ScorerSettings)
+    select: SelectSettings = field(default_factory=SelectSettings)
+    preexperience: PreexperienceSettings = field(default_factory=PreexperienceSettings)
+    fixtures: bool = False  # read each source's bundled fixture files when no data files are given (the demo)
+
+
+PAPER = Settings(profile="paper", select=SelectSettings(init_size=100))
+PAPER_BASE = dataclasses.replace(PAPER, quality=dataclasses.replace(PAPER.quality, test_source=None))
+DEMO = Settings(
+    profile="demo",
+    quality=QualitySettings(n1=2, n2=4, test_source=None, max_test_tokens=256, max_example_tokens=256),
+    scorer=ScorerSettings(kind="light", heldout=0.3),
+    embed=EmbedSettings(token_budget=8192),
+    fixtures=True,
+)
+PROFILES: dict[str, Settings] = {"paper": PAPER, "demo": DEMO}
+
+
+def profile(name: str = "paper", *, setting: str | None = None) -> Settings:
+    """The named profile; in the paper's base setting Dt comes from every reasoning source (Appendix A)."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown settings profile {name!r}; choose one of {sorted(PROFILES)}")
+    if name == "paper" and setting == "base":
+        return PAPER_BASE
+    return PROFILES[name]
+
+
+def profile_for_preset(preset: Any) -> str:
+    """The profile a preset builds with unless told otherwise: its `profile` key, else `demo` for the demo preset and
+    `paper` for every paper preset."""
+    return getattr(preset, "profile", None) or ("demo" if getattr(preset, "name", "") == "demo" else "paper")
+
+
+def overlay(settings: Settings, values: Mapping[str, Any]) -> Settings:
+    """A copy of `settings` with `{"section.field": value}` (or top-level `"field"`) replaced; None values are skipped.
+
+    Raises ConfigError for an unknown key or a value of the wrong kind.
+    """
+    by_section: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        section, _, name = key.rpartition(".")
+        if section:
+            by_section.setdefault(section, {})[name] = value
+        else:
+            top[name] = value
+    names = {f.name for f in dataclasses.fields(Settings)}
+    for section, changes in by_section.items():
+        if section not in names or not dataclasses.is_dataclass(getattr(settings, section)):
+            raise ConfigError(f"unknown settings section {section!r}; known: {sorted(_sections())}")
+        current = getattr(settings, section)
+        valid = {f.name for f in dataclasses.fields(current)}
+        unknown = sorted(set(changes) - valid)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {[f'{section}.{u}' for u in unknown]}; "
+                              f"{section} has {sorted(valid)}")
+        top[section] = dataclasses.replace(current, **changes)
+    unknown = sorted(set(top) - names)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown}; known: {sorted(names)}")
+    result = dataclasses.replace(settings, **top)
+    validate(result)
+    return result
+
+
+def _sections() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings) if f.name not in ("profile", "fixtures")]
+
+
+def validate(settings: Settings) -> None:
+    """Raise ConfigError for values no step can run with (checked once, before any work)."""
+    q, s, e = settings.quality, settings.scorer, settings.embed
+    positive = {"quality.n1": q.n1, "quality.n2": q.n2, "quality.max_test_tokens": q.max_test_tokens,
+                "quality.max_example_tokens": q.max_example_tokens, "quality.batch_rows": q.batch_rows,
+                "quality.shard_rows": q.shard_rows, "embed.batch_rows": e.batch_rows, "embed.shard_rows": e.shard_rows,
+                "scorer.max_length": s.max_length, "scorer.grad_accum": s.grad_accum}
+    bad = [f"{k} = {v!r}" for k, v in positive.items() if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+    if bad:
+        raise ConfigError(f"these settings must be positive integers: {', '.join(bad)}")
+    if s.kind not in ("classifier", "light"):
+        raise ConfigError(f"scorer.kind must be 'classifier' or 'light', got {s.kind!r}")
+    if not 0 <= s.heldout < 1:
+        raise ConfigError(f"scorer.heldout must be in [0, 1), got {s.heldout!r}")
+    if q.test_selection not in ("kcenter", "random"):
+        raise ConfigError(f"quality.test_selection must be 'kcenter' or 'random', got {q.test_selection!r}")
+    if settings.run.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise ConfigError(f"run.dtype must be auto, float32, bfloat16 or float16, got {settings.run.dtype!r}")
+
+
+def as_record(settings: Settings) -> dict[str, Any]:
+    """The resolved settings as plain JSON data, for the manifest and the card."""
+    record = dataclasses.asdict(settings)
+    record["scorer"]["epochs"] = settings.scorer.resolved_epochs
+    return record
+
+
+for _profile in PROFILES.values():
+    validate(_profile)
