@@ -23,7 +23,7 @@ from ..errors import SourceError
 REPORT_JSON = "build_report.json"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers) -> None:
     p = subparsers.add_parser("sources", help="list the sources or build one", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="sources_command", required=True)
