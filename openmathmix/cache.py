@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 from .compat import content_key
 from .errors import CacheError
+from .outputs import remove_within
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ __all__ = [
     "entry",
     "key",
     "lock",
+    "remove_work",
     "seal",
     "seal_folder",
     "sha256_file",
@@ -176,12 +177,8 @@ def _empty(folder: Path) -> None:
     if not folder.is_dir():
         return
     for p in folder.iterdir():
-        if p.name.endswith(".lock"):
-            continue
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
+        if not p.name.endswith(".lock"):
+            remove_within(p, folder)
 
 
 @contextlib.contextmanager
@@ -214,9 +211,17 @@ def work_dir(path: str | os.PathLike) -> Path:
     """A fresh folder for the temporary files of one write of `path` (`<path>.work-<pid>`)."""
     folder = Path(f"{path}.work-{os.getpid()}")
     if folder.exists():
-        shutil.rmtree(folder)
+        remove_within(folder, folder.parent)
     folder.mkdir(parents=True)
     return folder
+
+
+def remove_work(folder: str | os.PathLike) -> None:
+    """Remove a work folder made by `work_dir` once its result has been moved into the cache."""
+    folder = Path(folder)
+    if ".work-" not in folder.name:
+        raise CacheError(f"{folder} is not a cache work folder; not deleting it")
+    remove_within(folder, folder.parent)
 
 
 def clean_stale_work(folder: str | os.PathLike) -> int:
@@ -233,10 +238,7 @@ def clean_stale_work(folder: str | os.PathLike) -> int:
             pid = p.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
         if pid is None or not pid.isdigit() or _alive(int(pid)):
             continue
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+        remove_within(p, folder)
         removed += 1
     if removed:
         logger.info("cache: removed %d leftover work file(s) of killed runs in %s", removed, folder)

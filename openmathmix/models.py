@@ -117,9 +117,9 @@ def _converted_folder(folder: Path, gguf_file: str) -> Path:
     plain.save_pretrained(tmp)
     (tmp / "done").write_text(str(gguf_path))
     if out.exists():  # another process won the race
-        import shutil
+        from .outputs import remove_within
 
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_within(tmp, tmp.parent)
     else:
         os.replace(tmp, out)
     return out

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .errors import OpenMathMixError, OutputError
 
-__all__ = ["MARKER", "check_output", "is_ours", "output_folder", "remove_ours"]
+__all__ = ["MARKER", "check_output", "is_ours", "output_folder", "remove_ours", "remove_within"]
 
 MARKER = ".openmathmix-output"  # written into every folder a command completes; its presence makes it replaceable
 
@@ -178,6 +178,18 @@ def _swap(tmp: Path, real: Path) -> None:
         os.replace(old, real)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_within(path: str | os.PathLike, root: str | os.PathLike) -> None:
+    """Delete a file or folder this package made strictly inside `root` (a cache entry's file, a work folder);
+    refuse a path that is `root` itself or lies outside it. Caches delete only through here."""
+    target, base = _real(_resolve(path)), _real(_resolve(root))
+    if target == base or base not in target.parents:
+        raise OutputError(f"refusing to delete {path}: it is not inside {root}")
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        target.unlink(missing_ok=True)
 
 
 def remove_ours(folder: str | os.PathLike) -> None:

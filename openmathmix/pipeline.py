@@ -25,7 +25,6 @@ from typing import Any
 
 from . import cache
 from .compat import fingerprint
-from .errors import SourceError
 from .settings import Settings, profile, profile_for_preset
 
 __all__ = ["STEPS", "Artifacts", "Context", "Step", "build", "resolve_settings"]
@@ -321,14 +320,14 @@ def cached_source(name: str, files: list[str] | None, cache_dir: Path):
     file, so its fingerprint, and every stage cache keyed on it, stay the same. Returns (Dataset, BuildReport)."""
     from datasets import Dataset
 
-    from .sources import BuildReport, build_source, get_source
+    from .sources import BuildReport, build_source, get_source, input_files
 
     source = get_source(name)
     definition = {f: getattr(source, f) for f in ("name", "version", "repo", "config", "revision", "data_dir",
                                                   "data_files", "split", "license")}
     stamp = None
-    if files is not None:
-        stamp = [(str(Path(f).resolve()), os.path.getsize(f), os.path.getmtime(f)) for f in _expand_files(files)]
+    if files is not None:  # exactly the files the build reads: a file it skips never changes the key
+        stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in input_files(source, files)]
     folder = cache.entry(cache_dir, "sources", name, cache.key({"source": definition, "files": stamp}))
     arrow = folder / "source.arrow"
     with cache.lock(arrow):
@@ -340,28 +339,9 @@ def cached_source(name: str, files: list[str] | None, cache_dir: Path):
             del ds
             os.replace(built, arrow)
             record = cache.seal(arrow, rows=report.rows_out, report=report.to_dict())
-            import shutil
-
-            shutil.rmtree(work, ignore_errors=True)
+            cache.remove_work(work)
     report = BuildReport(**{**record["report"], "cache_file": str(arrow)})
     return Dataset.from_file(str(arrow)), report
-
-
-def _expand_files(files: list[str]) -> list[str]:
-    """Files behind the given paths (folders and globs expanded), for the cache key."""
-    import glob
-
-    out: list[str] = []
-    for f in files:
-        if os.path.isdir(f):
-            out += sorted(str(p) for p in Path(f).rglob("*") if p.is_file())
-        elif any(ch in f for ch in "*?["):
-            out += sorted(glob.glob(f, recursive=True))
-        elif os.path.exists(f):
-            out.append(f)
-        else:
-            raise SourceError(f"data file {f} does not exist")
-    return out
 
 
 def _embed_stage(ctx: Context):

@@ -133,3 +133,22 @@ def test_build_refuses_a_bad_out_before_any_step(tmp_path, capsys):
     assert code == 2 and "which is a file" in captured.err and "Traceback" not in captured.err
     assert "[1/" not in captured.out  # no step ran
     assert not (tmp_path / "c").exists()
+
+
+def test_only_the_output_helper_deletes_folders():
+    package = Path(__file__).resolve().parents[1] / "openmathmix"
+    users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "rmtree" in p.read_text())
+    assert users == ["outputs.py"]
+
+
+def test_remove_within_refuses_the_root_and_anything_outside(tmp_path):
+    from openmathmix.outputs import remove_within
+
+    (tmp_path / "root" / "entry").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    for path in (tmp_path / "root", tmp_path / "elsewhere", tmp_path / "root" / ".." / "elsewhere"):
+        with pytest.raises(OutputError, match="not inside"):
+            remove_within(path, tmp_path / "root")
+    assert (tmp_path / "elsewhere").is_dir() and (tmp_path / "root").is_dir()
+    remove_within(tmp_path / "root" / "entry", tmp_path / "root")
+    assert not (tmp_path / "root" / "entry").exists()

@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -281,7 +280,7 @@ def _compute_shard(ds, stage: Stage, i: int, n_shards: int, path: Path, devices:
     del out
     os.replace(target, path)
     record = cache.seal(path, rows=len(shard), counters=dict(counters))
-    shutil.rmtree(work, ignore_errors=True)
+    cache.remove_work(work)
     return record
 
 
