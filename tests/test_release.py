@@ -48,7 +48,8 @@ FAKE_TOKEN = "hf_" + "abcdefghijklmnopqrstuvwxyzABCDEFGH"
 def make_pool(with_embedding: bool = True) -> Dataset:
     """Every row that entered selection: AVAILABLE rows per source, the first `kept` of each source marked kept.
 
-    Rows are shuffled (a pool need not be in rank order); ranks run over all rows of a source.
+    Rows are shuffled (a pool need not be in rank order); ranks run over the rows of a source, except the last ten
+    of alpaca, which the strategy left unranked (null).
     """
     rng = np.random.default_rng(0)
     cols = {k: [] for k in ("id", "source", "task", "question", "answer", "license", "quality_score", "qads_rank",
@@ -62,7 +63,7 @@ def make_pool(with_embedding: bool = True) -> Dataset:
             cols["answer"].append(f"answer {rank}")
             cols["license"].append(licence)
             cols["quality_score"].append(float(rng.uniform(1, 5)))
-            cols["qads_rank"].append(rank)
+            cols["qads_rank"].append(None if name == "alpaca" and rank >= 30 else rank)
             cols["kept"].append(rank < kept)
     if with_embedding:
         cols["embedding"] = rng.standard_normal((len(cols["id"]), 4)).astype("float32").tolist()
@@ -179,6 +180,9 @@ def test_pool_holds_every_row_that_entered_selection_and_marks_the_mixture(relea
     assert all(ranks[i] == r for i, r in zip(kept["id"], kept["qads_rank"], strict=True))
     dropped = pool.filter(lambda r: not r["kept"])
     assert {s: dropped["source"].count(s) for s in AVAILABLE} == {"gsm8k_screl": 0, "alpaca": 25, "tal_scq5k_cn": 0}
+    assert sorted(dropped["qads_rank"], key=lambda r: (r is None, r)) == [*range(15, 30), *[None] * 10]
+    budget = pool.filter(lambda r: r["qads_rank"] is not None and r["qads_rank"] < 18)  # the card's budget recipe
+    assert {s: budget["source"].count(s) for s in AVAILABLE} == {"gsm8k_screl": 18, "alpaca": 18, "tal_scq5k_cn": 6}
 
 
 def test_small_shards_are_split_by_datasets(release):
@@ -332,7 +336,7 @@ def test_missing_columns_and_foreign_subset_rows(tmp_path, mixture, pool):
     (lambda p, m: (p.filter(lambda r: r["id"] != "alpaca/train/3"), m), "'alpaca/train/3' is in the mixture but not"),
     (lambda p, m: (p.map(lambda r: {"kept": r["kept"] or r["id"] == "alpaca/train/30"}), m),
      "'alpaca/train/30' is kept in the pool but not in the mixture"),
-    (lambda p, m: (p.map(lambda r: {"qads_rank": r["qads_rank"] + (r["id"] == "gsm8k_screl/train/4")}), m),
+    (lambda p, m: (p.map(lambda r: {"qads_rank": 5 if r["id"] == "gsm8k_screl/train/4" else r["qads_rank"]}), m),
      "'gsm8k_screl/train/4' has qads_rank 5 in the pool but 4 in the mixture"),
     (lambda p, m: (p.map(lambda r: {"id": "alpaca/train/39" if r["id"] == "alpaca/train/38" else r["id"]}), m),
      "'alpaca/train/39' more than once"),
@@ -461,7 +465,7 @@ def test_build_demo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir, capsy
     first = build("demo", tmp_path / "a", model=tiny_model_dir, device="cpu", cache_dir=tmp_path / "cache",
                   config=config)
     out = capsys.readouterr().out
-    assert "[7/7] release" in out and "| **total** |" in out
+    assert re.search(r"\[(\d+)/\1\] release", out) and "| **total** |" in out
     second = build("demo", tmp_path / "b", model=tiny_model_dir, device="cpu", cache_dir=tmp_path / "cache",
                    config=config)
     out = capsys.readouterr().out

@@ -68,8 +68,8 @@ def _run_show(args) -> int:
 
     root = Path(args.release_dir)
     manifest = validate_release(root)
-    print(f"{manifest.get('name')} {manifest.get('version')} ({root}): every file matches {len(manifest['files'])} "
-          "sha256 in manifest.json")
+    print(f"{manifest.get('name')} {manifest.get('version')} ({root}): all {len(manifest['files'])} files match "
+          "their sha256 in manifest.json")
     print()
     print("| config | rows | files |")
     print("|---|---:|---:|")

@@ -58,18 +58,26 @@ def check_no_secrets(root: str | os.PathLike, extra: Iterable[str] = (), *, skip
     Known secrets are the current token (huggingface_hub's lookup) and `extra`. `skip` names subfolders (relative,
     e.g. "data") already scanned. The error names the file (and the parquet column and row), never the secret.
     """
+    from tqdm.auto import tqdm
+
+    from .manifest import PROGRESS_BYTES
+
     secrets = _secrets(extra)
     root = Path(root)
     skipped = [root / s for s in skip]
     paths = [root] if root.is_file() else sorted(
         p for p in root.rglob("*") if p.is_file() and not any(folder in p.parents for folder in skipped))
-    for path in paths:
-        if path.suffix == PARQUET:
-            _scan_parquet(path, secrets)
-            continue
-        data = path.read_bytes()
-        if TOKEN_PATTERN.search(data) or any(s.encode() in data for s in secrets):
-            raise _token_error(str(path))
+    total = sum(p.stat().st_size for p in paths)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="token scan", disable=total < PROGRESS_BYTES,
+              leave=False) as bar:
+        for path in paths:
+            if path.suffix == PARQUET:
+                _scan_parquet(path, secrets)
+            else:
+                data = path.read_bytes()
+                if TOKEN_PATTERN.search(data) or any(s.encode() in data for s in secrets):
+                    raise _token_error(str(path))
+            bar.update(path.stat().st_size)
 
 
 def check_inputs(texts: dict[str, str], roots: Iterable[str | os.PathLike] = ()) -> None:

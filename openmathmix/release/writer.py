@@ -74,9 +74,10 @@ def write_release(
     """Write `mixture` (a `datasets.Dataset` with `quality_score` and `qads_rank`) as a release folder; return it.
 
     Args:
-        pool: every row that entered selection (a `Dataset` with the mixture's columns, `qads_rank` under the
-            preset's strategy, and a boolean `kept`), written as the `pool` config. The mixture must be exactly
-            its kept rows with the same ranks, and each source must have the `available` count of `composition`.
+        pool: every row that entered selection (a `Dataset` with the mixture's columns, `qads_rank` = the row's
+            position in its source's order under the preset's strategy, null where the strategy did not rank it,
+            and a boolean `kept`), written as the `pool` config. The mixture must be exactly its kept rows with
+            the same ranks, and each source must have the `available` count of `composition`.
         subsets: config name -> a `Dataset` of mixture rows, a boolean row mask over `mixture`, or row indices into
             it. None derives the nested subsets from `qads_rank` (`select.mixture.iter_subsets`, ratios from
             `settings["subset_ratios"]` or 10/40/70 %).
