@@ -230,3 +230,16 @@ def test_two_processes_on_one_cache_share_the_shards(ds, tmp_path):
     assert [r[0] for r in results] == [expected, expected]
     assert sum(r[1] for r in results) == ROWS  # every row computed exactly once, across both processes
     assert [r[2] for r in results] == [ROWS, ROWS]
+
+
+def test_work_is_announced_and_a_days_long_cpu_run_names_the_alternatives(ds, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(base, "RATE_WINDOW_S", 0)
+    monkeypatch.setattr(base, "LONG_CPU_RUN_S", 0)  # any remaining work counts as "too long" here
+    run_stage(ds, Doubler(), cache_dir=tmp_path, shard_rows=10, batch_size=4, progress=True, device="cpu")
+    captured = capsys.readouterr()
+    text = " ".join((captured.out + captured.err).split())
+    assert "doubler: 50 rows in 5 shard(s) on cpu" in text
+    assert "more days" in text and "--device cuda" in text and "--engine ray" in text
+    monkeypatch.setattr(base, "LONG_CPU_RUN_S", 10**9)
+    run_stage(ds, Doubler(), cache_dir=tmp_path / "b", shard_rows=10, batch_size=4, progress=True, device="cpu")
+    assert "more days" not in capsys.readouterr().out

@@ -65,6 +65,10 @@ class Stage(ABC):
         """Optional `datasets.Features` of the produced columns (None lets `datasets` infer them)."""
         return None
 
+    def describe_work(self, ds: Dataset) -> str:
+        """One line on the work `ds` means for this stage (e.g. tokens, pairs), printed before it starts."""
+        return f"{len(ds):,} rows"
+
     def count(self, key: str, n: float = 1) -> None:
         """Add `n` to counter `key` (call it from `process_batch`); `run_stage` sums counters into `self.report`."""
         counts = self.__dict__.setdefault("_counts", Counter())
@@ -193,7 +197,10 @@ def run_stage(
             seals[i] = record
     report = StageReport(stage.name, str(folder), len(ds), n_shards, shards_reused=len(seals))
     computed: Counter = Counter()
-    bar = _bar(stage.name, len(ds), sum(sizes[i] for i in seals), progress)
+    done = sum(sizes[i] for i in seals)
+    if progress and len(seals) < len(mine):
+        _announce(stage, ds, devices, n_shards, len(seals), done)
+    bar = _Progress(stage.name, len(ds), done, progress, on_cpu=devices == ("cpu",))
     try:
         pending = [i for i in mine if i not in seals]
         while pending:
@@ -239,12 +246,46 @@ def run_stage(
     return concatenate_datasets([Dataset.from_file(str(p)) for p in paths])
 
 
-def _bar(name: str, total: int, done: int, enabled: bool):
-    """One progress bar per stage over its rows (rate and ETA); reused shards count as done from the start."""
+LONG_CPU_RUN_S = 24 * 3600  # a CPU run projected past this gets a warning that names the alternatives
+RATE_WINDOW_S = 60  # seconds of work before the projection is made (model loading and warm-up are in the first)
+
+
+def _announce(stage: Stage, ds, devices: tuple[str, ...], n_shards: int, reused: int, done: int) -> None:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=done, desc=name, unit="row", disable=not enabled, dynamic_ncols=True,
-                smoothing=0.1)
+    cached = f", {done:,} rows in {reused} shard(s) already cached" if reused else ""
+    tqdm.write(f"{stage.name}: {stage.describe_work(ds)} in {n_shards} shard(s) on {', '.join(devices)}{cached}")
+
+
+class _Progress:
+    """One progress bar per stage over its rows (rate and ETA; reused shards count as done from the start). On a CPU,
+    once a minute of work gives a rate, a run projected to take more than a day says so and names the way out."""
+
+    def __init__(self, name: str, total: int, done: int, enabled: bool, on_cpu: bool):
+        from tqdm.auto import tqdm
+
+        self.name, self.total, self.start_done, self.on_cpu = name, total, done, on_cpu
+        self.bar = tqdm(total=total, initial=done, desc=name, unit="row", disable=not enabled, dynamic_ncols=True,
+                        smoothing=0.1)
+        self.enabled, self.warned, self.started = enabled, False, time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+        if not (self.enabled and self.on_cpu) or self.warned:
+            return
+        elapsed = time.perf_counter() - self.started
+        rows = self.bar.n - self.start_done
+        if elapsed < RATE_WINDOW_S or rows <= 0:
+            return
+        self.warned = True
+        left = (self.total - self.bar.n) * elapsed / rows
+        if left > LONG_CPU_RUN_S:
+            self.bar.write(f"{self.name}: at {rows / elapsed:,.1f} rows/s this CPU needs about {left / 86400:,.1f} "
+                           "more days; run it on GPUs (--device cuda, one process per GPU) or on a Ray cluster "
+                           "(--engine ray --ray-address HOST:PORT). Finished shards stay cached either way")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _compute_shard(ds, stage: Stage, i: int, n_shards: int, path: Path, devices: tuple[str, ...],
