@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-scorer-"))
     ours, ridge, results = {}, {}, {}
     for task in ("reasoning", "general"):
-        rows = scored.filter(lambda t: t == task, input_columns="task")
+        rows = scored.select([i for i, t in enumerate(scored["task"]) if t == task])
         x = np.asarray(rows[EMBEDDING], dtype=np.float64)
         qs = np.asarray(rows[QS], dtype=np.float64)
         t0 = time.perf_counter()

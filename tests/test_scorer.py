@@ -9,7 +9,6 @@ import socket
 import numpy as np
 import pytest
 from datasets import Dataset
-
 from helpers import MODEL_F32_ATOL, assert_f32_close
 
 from openmathmix.errors import MissingColumnsError, OpenMathMixError
@@ -117,7 +116,7 @@ SMALL = (Candidate("ridge", "qs", 0, 0.1), Candidate("mlp", "label", 0, 1e-3), C
 
 def test_light_scorer_learns_separable_labels_deterministically(tmp_path):
     ds = _toy_scored()
-    kwargs = dict(candidates=SMALL, folds=3, epochs=40, seed=0)
+    kwargs = {"candidates": SMALL, "folds": 3, "epochs": 40, "seed": 0}
     result = train_light_scorer(ds, tmp_path / "a", **kwargs)
     # 10 % of 200 rows is far from 300: r comes from nested 3-fold CV over all 200 rows, the scorer from all of them
     assert result.n == 200 and result.train_rows == 200 and result.method.startswith("3-fold CV")
@@ -188,8 +187,8 @@ def test_classifier_scorer_cross_validates_early_stops_saves_and_scores(tiny_mod
     rows = dict(qa_rows)
     rows[QS] = [i / 11 for i in range(12)]
     ds = Dataset.from_dict(rows)
-    kwargs = dict(model=tiny_model_dir, epochs=2, batch_size=2, max_length=48, folds=2, validation=0.2,
-                  evals_per_epoch=2, patience=1, seed=0, device="cpu", progress=False)
+    kwargs = {"model": tiny_model_dir, "epochs": 2, "batch_size": 2, "max_length": 48, "folds": 2, "validation": 0.2,
+                  "evals_per_epoch": 2, "patience": 1, "seed": 0, "device": "cpu", "progress": False}
     result = train_classifier_scorer(ds, tmp_path / "clf", **kwargs)
     # 12 rows: r from 2-fold CV (one fine-tune per fold), the saved model fine-tuned on all 12 rows
     assert result.kind == "classifier" and result.train_rows == 12 and result.n == 12

@@ -13,8 +13,7 @@ from datasets import Dataset
 
 from openmathmix.metrics.correlation import bootstrap_interval, fisher_interval, pearson, pearson_figure
 from openmathmix.schema import EMBEDDING, QS
-from openmathmix.stages.scorer import (EVAL_FILE, load_scorer, save_scorer_scatter, train_light_scorer,
-                                       train_scorer)
+from openmathmix.stages.scorer import EVAL_FILE, load_scorer, save_scorer_scatter, train_light_scorer, train_scorer
 from openmathmix.stages.scorer_fit import RIDGE_L2, Candidate
 from openmathmix.stages.scorer_result import MIN_HELDOUT_ROWS
 

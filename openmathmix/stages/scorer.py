@@ -53,8 +53,17 @@ from .base import Stage, run_stage
 from .scorer_classifier import classifier_scores, train_classifier_scorer
 from .scorer_fit import LABELS, expected_score, head_scores, light_head, outputs_of, qs_to_label, qs_to_score
 from .scorer_light import LIGHT_WEIGHTS, train_light_scorer
-from .scorer_result import (EVAL_FILE, MIN_HELDOUT_ROWS, PAPER_PEARSON, PEARSON_QS_PATH, SCORER_FILE, ScorerResult,
-                            group_means, pearson_qs, read_eval_pairs)
+from .scorer_result import (
+    EVAL_FILE,
+    MIN_HELDOUT_ROWS,
+    PAPER_PEARSON,
+    PEARSON_QS_PATH,
+    SCORER_FILE,
+    ScorerResult,
+    group_means,
+    pearson_qs,
+    read_eval_pairs,
+)
 
 __all__ = [
     "EVAL_FILE",

@@ -28,8 +28,16 @@ from datasets import Dataset
 from ..errors import ModelError, OpenMathMixError
 from ..schema import QS
 from .scorer_fit import LABELS, expected_score, kfold, qs_to_label
-from .scorer_result import (ScorerResult, evaluation_plan, heldout_split, label_counts, method_text,
-                            record_evaluation, training_rows, write_scorer_files)
+from .scorer_result import (
+    ScorerResult,
+    evaluation_plan,
+    heldout_split,
+    label_counts,
+    method_text,
+    record_evaluation,
+    training_rows,
+    write_scorer_files,
+)
 
 BINNING = "equal-width: 1 + min(4, floor(5 * qs))"
 
@@ -149,11 +157,17 @@ def train_classifier_scorer(
 def _fine_tune(spec, tok, ids: list[list[int]], labels: np.ndarray, ft: FineTune, seed: int, out: Path):
     """One seeded fine-tune with early stopping on a validation share; (model in eval mode, stop record)."""
     import torch
-    from transformers import (AutoModelForSequenceClassification, DataCollatorWithPadding, EarlyStoppingCallback,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     n = len(ids)
-    n_val = max(1, int(round(n * ft.validation))) if ft.validation > 0 and n >= 5 else 0
+    n_val = max(1, round(n * ft.validation)) if ft.validation > 0 and n >= 5 else 0
     train_rows, val_rows = heldout_split(n, n_val, seed)
 
     def rows(which):
@@ -175,9 +189,11 @@ def _fine_tune(spec, tok, ids: list[list[int]], labels: np.ndarray, ft: FineTune
     every = max(1, steps_per_epoch // max(1, ft.evals_per_epoch))
     early = len(val_rows) > 0
     with tempfile.TemporaryDirectory(prefix=".checkpoints-", dir=out) as tmp:
-        schedule = dict(eval_strategy="steps", eval_steps=every, save_strategy="steps", save_steps=every,
-                        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
-                        save_total_limit=1, save_only_model=True) if early else dict(save_strategy="no")
+        schedule = {"save_strategy": "no"}
+        if early:  # evaluate and save together; keep the lowest validation loss
+            schedule = {"eval_strategy": "steps", "eval_steps": every, "save_strategy": "steps", "save_steps": every,
+                        "load_best_model_at_end": True, "metric_for_best_model": "eval_loss",
+                        "greater_is_better": False, "save_total_limit": 1, "save_only_model": True}
         args = TrainingArguments(
             output_dir=tmp, num_train_epochs=ft.epochs, per_device_train_batch_size=ft.batch_size,
             per_device_eval_batch_size=ft.batch_size, gradient_accumulation_steps=ft.grad_accum,

@@ -180,8 +180,11 @@ def _check(x, qs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training mean and std per dimension; a dimension constant on the training rows keeps std 1 (as sklearn's
+    StandardScaler), so it neither blows up unseen rows nor carries weight."""
     x64 = x.astype(np.float64)
-    return x64.mean(0), np.maximum(x64.std(0), 1e-6)
+    std = x64.std(0)
+    return x64.mean(0), np.where(std < 1e-6, 1.0, std)
 
 
 # Multiply-adds per training step below which an MLP fit runs on one thread: such steps take well under a

@@ -19,10 +19,27 @@ import numpy as np
 from datasets import Dataset
 
 from ..schema import EMBEDDING, QS
-from .scorer_fit import (LABELS, Candidate, Schedule, default_candidates, fit_candidate, head_scores, nested_cv,
-                         qs_to_label, select_candidate)
-from .scorer_result import (ScorerResult, evaluation_plan, heldout_split, label_counts, method_text,
-                            record_evaluation, training_rows, write_scorer_files)
+from .scorer_fit import (
+    LABELS,
+    Candidate,
+    Schedule,
+    default_candidates,
+    fit_candidate,
+    head_scores,
+    nested_cv,
+    qs_to_label,
+    select_candidate,
+)
+from .scorer_result import (
+    ScorerResult,
+    evaluation_plan,
+    heldout_split,
+    label_counts,
+    method_text,
+    record_evaluation,
+    training_rows,
+    write_scorer_files,
+)
 
 LIGHT_WEIGHTS = "light_scorer.safetensors"
 BINNING = "equal-width: 1 + min(4, floor(5 * qs))"

@@ -119,7 +119,7 @@ def evaluation_plan(n: int, heldout: float | None, folds: int) -> tuple[str, int
         raise OpenMathMixError(f"heldout fraction must be in [0, 1), got {heldout}")
     if folds < 2:
         raise OpenMathMixError(f"folds must be at least 2, got {folds}")
-    n_held = int(round(n * fraction))
+    n_held = round(n * fraction)
     if n_held >= MIN_HELDOUT_ROWS and n - n_held >= 2:
         return "heldout", n_held
     return "cv", min(folds, n)
