@@ -29,7 +29,7 @@ from typing import Any
 
 from .compat import content_key
 from .errors import CacheError
-from .outputs import remove_within
+from .outputs import pid_alive, remove_within
 
 logger = logging.getLogger(__name__)
 
@@ -236,22 +236,10 @@ def clean_stale_work(folder: str | os.PathLike) -> int:
             pid = p.name.rsplit(".work-", 1)[1]
         elif ".tmp-" in p.name:
             pid = p.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
-        if pid is None or not pid.isdigit() or _alive(int(pid)):
+        if pid is None or not pid.isdigit() or pid_alive(int(pid)):
             continue
         remove_within(p, folder)
         removed += 1
     if removed:
         logger.info("cache: removed %d leftover work file(s) of killed runs in %s", removed, folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # gone, or a number no process can have
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .errors import OpenMathMixError, OutputError
 
-__all__ = ["MARKER", "check_output", "is_ours", "output_folder", "remove_ours", "remove_within"]
+__all__ = ["MARKER", "check_output", "is_ours", "output_folder", "pid_alive", "remove_ours", "remove_within"]
 
 MARKER = ".openmathmix-output"  # written into every folder a command completes; its presence makes it replaceable
 
@@ -114,7 +114,10 @@ def _describe(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (temporary files carry their writer's pid)."""
+    if pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, OverflowError):  # gone, or a number no process can have
@@ -133,7 +136,7 @@ def _clean_stale(real: Path) -> None:
         if not entry.name.startswith(prefix) or not entry.is_dir():
             continue
         pid = entry.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
 
 
