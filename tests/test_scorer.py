@@ -111,12 +111,12 @@ def _toy_scored(n: int = 200, dim: int = 6, seed: int = 0) -> Dataset:
     })
 
 
-SMALL = (Candidate("ridge", "qs", 0, 0.1), Candidate("mlp", "label", 0, 1e-3), Candidate("mlp", "label", 16, 1e-3))
+SMALL = (Candidate("ridge", "qs", 0, 0.1), Candidate("mlp", "label", 0, 1e-3))
 
 
 def test_light_scorer_learns_separable_labels_deterministically(tmp_path):
     ds = _toy_scored()
-    kwargs = {"candidates": SMALL, "folds": 3, "epochs": 40, "seed": 0}
+    kwargs = {"candidates": SMALL, "folds": 3, "epochs": 20, "seed": 0}
     result = train_light_scorer(ds, tmp_path / "a", **kwargs)
     # 10 % of 200 rows is far from 300: r comes from nested 3-fold CV over all 200 rows, the scorer from all of them
     assert result.n == 200 and result.train_rows == 200 and result.method.startswith("3-fold CV")
@@ -127,7 +127,7 @@ def test_light_scorer_learns_separable_labels_deterministically(tmp_path):
     scorer = load_scorer(tmp_path / "a")
     scores = scorer.scores({EMBEDDING: ds[EMBEDDING]})
     assert np.all((scores >= 1) & (scores <= 5))
-    assert np.mean(np.rint(scores) == qs_to_label(ds[QS])) > 0.95
+    assert pearson_qs(scores, ds[QS])["pearsonr"] > 0.97  # the shipped scorer, refitted on every row
     info = json.loads((tmp_path / "a" / SCORER_FILE).read_text())
     assert info["kind"] == "light" and info["seed"] == 0 and info["result"]["r"] == result.r
     assert info["candidate"] == result.model and len(info["outer_fold_choices"]) == 3

@@ -91,7 +91,7 @@ def test_light_scorer_recovers_a_planted_relation(tmp_path):
     x, qs = _planted(300, seed=0)
     cands = [*(Candidate("ridge", "qs", 0, a) for a in (0.01, 1.0)), Candidate("mlp", "label", 0, 1e-3),
              Candidate("mlp", "qs", 16, 1e-3)]
-    result = train_light_scorer(_dataset(x, qs), tmp_path / "s", candidates=cands, folds=3, epochs=60, seed=0)
+    result = train_light_scorer(_dataset(x, qs), tmp_path / "s", candidates=cands, folds=3, epochs=30, seed=0)
     fresh_x, fresh_qs = _planted(200_000, seed=99)
     true_r = pearson(load_scorer(tmp_path / "s").scores({EMBEDDING: fresh_x}), fresh_qs)
     assert best - 0.02 < true_r <= best

@@ -20,6 +20,7 @@ from openmathmix.stages.scorer_fit import (
     head_scores,
     kfold,
     nested_cv,
+    planned_fits,
     qs_to_score,
     select_candidate,
 )
@@ -141,8 +142,21 @@ def test_selection_picks_the_capacity_the_data_needs():
     x = rng.normal(size=(240, 4)).astype(np.float32)
     qs = 1 / (1 + np.exp(-(2.5 * (np.abs(x[:, 0]) - 0.8) + 0.3 * rng.normal(size=240))))
     cands = [Candidate("ridge", "qs", 0, 0.1), Candidate("mlp", "qs", 16, 1e-3)]
-    best, table = select_candidate(cands, x, qs, folds=3, seed=0, schedule=Schedule(epochs=150))
+    best, table = select_candidate(cands, x, qs, folds=3, seed=0, schedule=Schedule(epochs=60))
     assert best.name == "mlp-qs(h=16, l2=0.001)"
     assert table[0]["cv_r"] < 0.3 and table[1]["cv_r"] > 0.8
-    again = select_candidate(cands, x, qs, folds=3, seed=0, schedule=Schedule(epochs=150))
+    again = select_candidate(cands, x, qs, folds=3, seed=0, schedule=Schedule(epochs=60))
     assert again == (best, table)  # deterministic for a seed
+
+
+@pytest.mark.parametrize(("n", "folds", "n_cands"), [(23, 5, 2), (7, 5, 3), (3, 5, 2), (12, 3, 1)])
+def test_planned_fits_counts_every_fit_the_progress_bar_sees(n, folds, n_cands):
+    x, qs = _linear(n, 3, seed=n)
+    cands = [Candidate("ridge", "qs", 0, 10.0**i) for i in range(n_cands)]
+    ticks = []
+    nested_cv(cands, x, qs, folds=min(folds, n), seed=0, tick=lambda: ticks.append(1))
+    select_candidate(cands, x, qs, folds=min(folds, n), seed=0, tick=lambda: ticks.append(1))
+    assert len(ticks) + 1 == planned_fits(n, folds, n_cands, nested=True)  # + the final fit on all rows
+    ticks.clear()
+    select_candidate(cands, x, qs, folds=folds, seed=0, tick=lambda: ticks.append(1))
+    assert len(ticks) + 1 == planned_fits(n, folds, n_cands, nested=False)

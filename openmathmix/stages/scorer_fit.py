@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -298,8 +298,11 @@ def kfold(n: int, k: int, seed: int = 0) -> list[np.ndarray]:
     return [np.sort(part) for part in np.array_split(perm, min(k, n))]
 
 
+Tick = Callable[[], object] | None  # called once after every fit (a progress bar's update)
+
+
 def cross_val_scores(cand: Candidate, x, qs, folds: Sequence[np.ndarray], *, schedule: Schedule = Schedule(),
-                     seed: int = 0) -> np.ndarray:
+                     seed: int = 0, tick: Tick = None) -> np.ndarray:
     """Out-of-fold scores: row i is scored by the head fitted on every fold but the one holding i."""
     x, q = _check(x, qs)
     out = np.full(len(q), np.nan)
@@ -307,13 +310,15 @@ def cross_val_scores(cand: Candidate, x, qs, folds: Sequence[np.ndarray], *, sch
         train = np.setdiff1d(np.arange(len(q)), test, assume_unique=True)
         head = fit_candidate(cand, x[train], q[train], schedule=schedule, seed=_torch_seed(seed, 3, f))
         out[test] = head_scores(head, cand.target, x[test])
+        if tick:
+            tick()
     if np.isnan(out).any():
         raise OpenMathMixError("the folds do not cover every row")
     return out
 
 
 def select_candidate(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, seed: int = 0,
-                     schedule: Schedule = Schedule()) -> tuple[Candidate, list[dict]]:
+                     schedule: Schedule = Schedule(), tick: Tick = None) -> tuple[Candidate, list[dict]]:
     """The candidate with the highest k-fold CV r, and the table of every candidate's CV r (in given order).
 
     Ties and undefined r (constant scores) go to the earlier candidate in ``candidates``.
@@ -324,7 +329,7 @@ def select_candidate(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, 
     parts = kfold(len(q), folds, seed)
     table = []
     for c in candidates:
-        r = pearson(cross_val_scores(c, x, q, parts, schedule=schedule, seed=seed), q)
+        r = pearson(cross_val_scores(c, x, q, parts, schedule=schedule, seed=seed, tick=tick), q)
         table.append({"candidate": c.name, "model": c.model, "target": c.target, "hidden": c.hidden, "l2": c.l2,
                       "cv_r": None if not math.isfinite(r) else r})
     best = max(range(len(candidates)), key=lambda i: (-math.inf if table[i]["cv_r"] is None else table[i]["cv_r"],
@@ -333,7 +338,7 @@ def select_candidate(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, 
 
 
 def nested_cv(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, seed: int = 0,
-              schedule: Schedule = Schedule()) -> tuple[np.ndarray, list[str]]:
+              schedule: Schedule = Schedule(), tick: Tick = None) -> tuple[np.ndarray, list[str]]:
     """Pooled outer out-of-fold scores of the whole procedure (select by inner CV, fit, score the outer fold).
 
     Returns (scores [n], the candidate chosen in each outer fold). No row takes part in choosing or fitting the
@@ -348,10 +353,23 @@ def nested_cv(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, seed: i
         inner_folds = min(folds, len(train))
         if inner_folds >= 2 and len(candidates) > 1:
             best, _ = select_candidate(candidates, x[train], q[train], folds=inner_folds,
-                                       seed=_torch_seed(seed, 4, f), schedule=schedule)
+                                       seed=_torch_seed(seed, 4, f), schedule=schedule, tick=tick)
         else:
             best = candidates[0]
         head = fit_candidate(best, x[train], q[train], schedule=schedule, seed=_torch_seed(seed, 5, f))
         out[test] = head_scores(head, best.target, x[test])
+        if tick:
+            tick()
         chosen.append(best.name)
     return out, chosen
+
+
+def planned_fits(n: int, folds: int, n_candidates: int, *, nested: bool) -> int:
+    """Fits that ``nested_cv`` (when ``nested``) plus ``select_candidate`` and one final fit make on n rows."""
+    k = min(folds, n)
+    total = k * n_candidates + 1
+    if nested:
+        for size in (n // k + (f < n % k) for f in range(k)):
+            inner = min(folds, n - size)
+            total += 1 + (inner * n_candidates if inner >= 2 and n_candidates > 1 else 0)
+    return total

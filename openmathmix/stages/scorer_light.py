@@ -27,6 +27,7 @@ from .scorer_fit import (
     fit_candidate,
     head_scores,
     nested_cv,
+    planned_fits,
     qs_to_label,
     select_candidate,
 )
@@ -62,6 +63,7 @@ def train_light_scorer(
     batch_size: int = 128,
     seed: int = 0,
     task: str | None = None,
+    progress: bool = True,
 ) -> ScorerResult:
     """Choose, fit and save the light scorer of ``scored`` (rows with ``embedding`` and ``qs``).
 
@@ -73,8 +75,10 @@ def train_light_scorer(
         heldout: share of rows kept apart to measure r when it gives at least 300 rows; else nested k-fold CV.
         epochs / learning_rate / batch_size: Adam schedule of the MLP candidates.
         task: train on the rows of this task only.
+        progress: a progress bar over the fits (rate and ETA).
     """
     from safetensors.torch import save_file
+    from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     scored = training_rows(scored, task, (EMBEDDING,))
@@ -84,18 +88,25 @@ def train_light_scorer(
     sources = list(scored["source"]) if "source" in scored.column_names else None
     plan, size = evaluation_plan(len(qs), heldout, folds)
 
-    if plan == "heldout":
-        fit_rows, eval_rows = heldout_split(len(qs), size, seed)
-        best, table = select_candidate(cands, x[fit_rows], qs[fit_rows], folds=folds, seed=seed, schedule=schedule)
-        head = fit_candidate(best, x[fit_rows], qs[fit_rows], schedule=schedule, seed=seed)
-        scores = head_scores(head, best.target, x[eval_rows])
-        method = method_text(plan, size, f"candidate chosen by {folds}-fold CV on the other {len(fit_rows):,}")
-    else:
-        fit_rows = eval_rows = np.arange(len(qs))
-        scores, outer_choice = nested_cv(cands, x, qs, folds=size, seed=seed, schedule=schedule)
-        best, table = select_candidate(cands, x, qs, folds=size, seed=seed, schedule=schedule)
-        head = fit_candidate(best, x, qs, schedule=schedule, seed=seed)
-        method = method_text(plan, size, "nested: each outer fold chose its candidate by inner CV")
+    n_fit = len(qs) - size if plan == "heldout" else len(qs)
+    bar = tqdm(total=planned_fits(n_fit, folds, len(cands), nested=plan == "cv"), unit="fit", disable=not progress,
+               desc=f"light scorer{' (' + task + ')' if task else ''}")
+    with bar:
+        if plan == "heldout":
+            fit_rows, eval_rows = heldout_split(len(qs), size, seed)
+            best, table = select_candidate(cands, x[fit_rows], qs[fit_rows], folds=folds, seed=seed,
+                                           schedule=schedule, tick=bar.update)
+            head = fit_candidate(best, x[fit_rows], qs[fit_rows], schedule=schedule, seed=seed)
+            scores = head_scores(head, best.target, x[eval_rows])
+            method = method_text(plan, size, f"candidate chosen by {folds}-fold CV on the other {len(fit_rows):,}")
+        else:
+            fit_rows = eval_rows = np.arange(len(qs))
+            scores, outer_choice = nested_cv(cands, x, qs, folds=size, seed=seed, schedule=schedule,
+                                             tick=bar.update)
+            best, table = select_candidate(cands, x, qs, folds=size, seed=seed, schedule=schedule, tick=bar.update)
+            head = fit_candidate(best, x, qs, schedule=schedule, seed=seed)
+            method = method_text(plan, size, "nested: each outer fold chose its candidate by inner CV")
+        bar.update()
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
