@@ -7,10 +7,13 @@ import json
 import numpy as np
 import pytest
 from datasets import Dataset, List, Value, load_from_disk
+from helpers import MODEL_F32_ATOL, assert_f32_close
 
+from openmathmix.engines.shards import run_shard, shard_bounds, shard_order
+from openmathmix.errors import OpenMathMixError
 from openmathmix.models import load_model, load_tokenizer, resolve
 from openmathmix.schema import EMBEDDING
-from openmathmix.stages.base import run_stage
+from openmathmix.stages.base import Stage, run_stage
 from openmathmix.stages.embed import (
     EmbedStage,
     gaussian_projection,
@@ -159,6 +162,88 @@ def test_config_holds_what_changes_the_output(tiny_model_dir):
     assert (config["dtype"], config["max_length"], config["template"]) == ("bfloat16", 128, 1)
     assert config["projection"] == {"method": "gaussian", "dim": 8, "seed": 0}
     assert "token_budget" not in config  # batching does not change the vectors
+
+
+# ----- whole-shard ordering (engines.shards) --------------------------------------------------------------------------
+
+
+class Tagger(Stage):
+    """y = "<x>!" per row; records the batches it sees; `sort_key` is the length of x (when given)."""
+
+    name = "tagger"
+    requires = ("x",)
+    produces = ("y",)
+
+    def __init__(self, sort=True, bad=None):
+        self.seen, self.bad = [], bad
+        if sort:
+            self.sort_key = lambda batch: [len(x) for x in batch["x"]]
+
+    def process_batch(self, batch, device):
+        self.seen.append(list(batch["x"]))
+        if self.bad == "columns":
+            return {"z": batch["x"]}
+        if self.bad == "rows":
+            return {"y": batch["x"][1:]}
+        return {"y": [f"{x}!" for x in batch["x"]]}
+
+
+def test_shard_bounds_cut_like_dataset_shard():
+    ds = Dataset.from_dict({"i": list(range(23))})
+    for shard_rows in (1, 5, 8, 23, 40):
+        bounds = shard_bounds(len(ds), shard_rows)
+        assert len(bounds) == -(-23 // shard_rows)
+        assert [ds.shard(len(bounds), i, contiguous=True)["i"] for i in range(len(bounds))] == [
+            list(range(a, b)) for a, b in bounds]
+    assert shard_bounds(0, 8) == [(0, 0)]
+
+
+def test_run_shard_feeds_longest_first_and_restores_the_order():
+    xs = ["bb", "a", "dddd", "cc", "eee", "a"]
+    stage = Tagger()
+    out = run_shard(stage, {"x": xs}, batch_size=4, device="cpu")
+    assert out == {"y": [f"{x}!" for x in xs]}
+    assert stage.seen == [["dddd", "eee", "bb", "cc"], ["a", "a"]]  # descending key, ties in input order
+    assert shard_order(stage, {"x": xs}).tolist() == [2, 4, 0, 3, 1, 5]
+    plain = Tagger(sort=False)
+    assert run_shard(plain, {"x": xs}, batch_size=4, device="cpu") == out
+    assert plain.seen == [xs[:4], xs[4:]] and shard_order(plain, {"x": xs}) is None
+
+
+def test_run_shard_checks_what_the_stage_returns():
+    with pytest.raises(OpenMathMixError, match=r"returned columns \['z'\], but declares produces=\['y'\]"):
+        run_shard(Tagger(bad="columns"), {"x": ["a", "b"]}, batch_size=2, device="cpu")
+    with pytest.raises(OpenMathMixError, match=r"returned \{'y': 1\} values for a batch of 2 rows"):
+        run_shard(Tagger(bad="rows"), {"x": ["a", "b"]}, batch_size=2, device="cpu")
+    bad_key = Tagger()
+    bad_key.sort_key = lambda batch: [1]
+    with pytest.raises(OpenMathMixError, match="sort_key returned 1 keys for 2 rows"):
+        run_shard(bad_key, {"x": ["a", "b"]}, batch_size=2, device="cpu")
+
+
+def test_embed_sort_key_orders_a_shard_and_pads_less(tiny_model_dir, qa_ds, tok, monkeypatch):
+    import openmathmix.stages.embed as embed_module
+
+    columns = {"question": qa_ds["question"], "answer": qa_ds["answer"]}
+    lengths = [len(x) for x in encode_qa_batch(tok, columns["question"], columns["answer"]).input_ids()]
+    unset = EmbedStage(tiny_model_dir, dtype="float32", token_budget=4096)
+    assert unset.sort_key(columns) == lengths  # before setup: tokenizer only
+
+    per_batch = EmbedStage(tiny_model_dir, dtype="float32", token_budget=4096)
+    per_batch.setup("cpu")
+    want = np.concatenate([per_batch.process_batch({k: v[a:a + 4] for k, v in columns.items()}, "cpu")[EMBEDDING]
+                           for a in range(0, 12, 4)])
+    sorted_stage = EmbedStage(tiny_model_dir, dtype="float32", token_budget=4096)
+    sorted_stage.setup("cpu")
+    calls = []
+    real_encode = embed_module.encode_qa_batch
+    monkeypatch.setattr(embed_module, "encode_qa_batch", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
+    got = run_shard(sorted_stage, columns, batch_size=4, device="cpu")[EMBEDDING]
+    assert len(calls) == 1  # sort_key tokenised the shard once; process_batch reused those ids
+    assert_f32_close(np.stack(got), want, atol=MODEL_F32_ATOL)
+    before, after = per_batch._take_counts(), sorted_stage._take_counts()
+    assert before["tokens"] == after["tokens"] == sum(lengths) and before["rows"] == after["rows"] == 12
+    assert after["padded_tokens"] < before["padded_tokens"]  # one forward per map batch: 4 x its longest row
 
 
 # ----- projection ----------------------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from openmathmix.hygiene.decontam import BenchmarkItems, build_index, find_conta
 from openmathmix.hygiene.dedup import (
     exact_duplicates,
     keep_order,
-    lsh_candidates,
+    band_keys,
+    bucket_pairs,
     minhash_signatures,
     near_duplicates,
 )
@@ -142,13 +143,15 @@ def test_normalisation_rule():
     assert normalize_text("小明有5个苹果。") == "小 明 有 5 个 苹 果"
     assert normalize_text("Café — naïve…") == "café naïve"
     assert normalize_text("?!") == ""
-    texts = ["Natalia sold 48/2 = <<48/2=24>>24 clips.", None, "", "Ｆｕｌｌ　ｗｉｄｔｈ", "小明有5个苹果。", "a"]
+    assert normalize_text("ΟΔΟΣ İstanbul Ⅻ ½") == "οδοσ istanbul xii 1 2"
+    texts = ["Natalia sold 48/2 = <<48/2=24>>24 clips.", None, "", "Ｆｕｌｌ　ｗｉｄｔｈ", "小明有5个苹果。", "a",
+             "ΟΔΟΣ İstanbul Ⅻ ½"]
     assert normalize(texts).to_pylist() == [normalize_text(t or "") for t in texts]
 
 
 def test_tokenize_matches_the_reference_rule_on_random_text():
     rng = random.Random(3)
-    alphabet = string.ascii_letters + string.digits + string.punctuation + " \t\n" + "éÉßΩ中文ｆ１—’…<<>>"
+    alphabet = string.ascii_letters + string.digits + string.punctuation + " \t\n" + "éÉßΩΣİ中文ｆ１—’…<<>>Ⅻǅﬀ½"
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(300)]
     texts += [None, "<<1+1=2>>2", "ÀÉÎ ÕÜ"]
     tokens = tokenize(texts)
@@ -229,9 +232,11 @@ def test_lsh_candidates_agree_with_rensa_lsh():
     stored = minhash_signatures(shingles, offsets, 64, 0)
     assert np.array_equal(stored, (full & 0xFFFF).astype(np.uint16))
     for signatures in (full, stored):
-        a, b = lsh_candidates(signatures, np.arange(len(rows)), bands=16, rows_per_band=4)
         ours = np.zeros(len(rows), dtype=bool)
-        ours[a] = ours[b] = True
+        for band in range(16):
+            a, b = bucket_pairs(band_keys(signatures[:, 4 * band:4 * band + 4]))
+            assert (a < b).all()
+            ours[a] = ours[b] = True
         if signatures is full:
             assert ours.sum() >= 300 and np.array_equal(ours, flags)
         else:
@@ -264,7 +269,7 @@ def test_near_duplicates_join_components_and_point_at_the_kept_row():
     rank = np.array([4, 0, 1, 2, 3])  # row 1 is first in keep order
     dup_of, stats = near_duplicates(sig, rank, np.ones(5, bool), bands=8, rows_per_band=4, threshold=0.8)
     assert dup_of.tolist() == [1, -1, 1, -1, 3]
-    assert stats["confirmed_pairs"] >= 3
+    assert stats["pairs_confirmed"] == 3
     excluded, _ = near_duplicates(sig, rank, np.array([True, False, True, True, True]), bands=8, rows_per_band=4,
                                   threshold=0.8)
     assert excluded.tolist() == [2, -1, -1, -1, 3]
@@ -360,8 +365,8 @@ def test_planted_benchmark_questions_are_flagged():
         ("s_a", "Please find the remainder when 2024 is divided by 7 today, then add 3.", "4"),  # 9-word item inside
     ]
     pool = _pool(distinct + planted)
-    kept, report = run_hygiene(pool, benchmarks={"bench": bench}, progress=False,
-                               settings=HygieneSettings(exact_dedup=False, near_dedup=False))
+    _, report = run_hygiene(pool, benchmarks={"bench": bench}, progress=False,
+                            settings=HygieneSettings(exact_dedup=False, near_dedup=False))
     of = {r["id"]: r["of"] for r in report.dropped.to_pylist()}
     planted_ids = list(pool["id"])[len(distinct):]
     assert sorted(of) == sorted(planted_ids)
@@ -391,7 +396,7 @@ def test_switches_and_disabled_step(planted):
     assert "Hygiene was off" in report.to_markdown()
     report.check()
     _, exact_only = run_hygiene(pool, settings=HygieneSettings(near_dedup=False), progress=False)
-    assert "near_duplicate" not in exact_only.counts and exact_only.stats["candidate_pairs"] == 0
+    assert "near_duplicate" not in exact_only.counts and exact_only.stats["pairs_checked"] == 0
 
 
 def test_report_is_json_and_markdown_and_deterministic(planted):
@@ -477,7 +482,9 @@ def test_rephrasing_candidates_match_brute_force():
                                             "b": (bench_b, [f"b{i}" for i in range(10)])},
                                 threshold=0.9, block_rows=64)
     mean = pool.mean(axis=0)
-    unit = lambda x: (x - mean) / np.linalg.norm(x - mean, axis=1, keepdims=True)  # noqa: E731
+    def unit(x):
+        return (x - mean) / np.linalg.norm(x - mean, axis=1, keepdims=True)
+
     sims = unit(pool) @ unit(np.concatenate([bench_a, bench_b])).T
     expected = sorted(np.flatnonzero(sims.max(axis=1) >= 0.9), key=lambda r: -sims[r].max())
     assert [c["id"] for c in out["candidates"]] == [ids[r] for r in expected]

@@ -12,7 +12,7 @@ import pytest
 from openmathmix.hygiene import HygieneSettings, build_benchmark, run_hygiene
 from openmathmix.sources import build_source
 
-DECONTAMINATE_ONLY = dict(exact_dedup=False, near_dedup=False)
+DECONTAMINATE_ONLY = {"exact_dedup": False, "near_dedup": False}
 
 
 @pytest.fixture(scope="module")

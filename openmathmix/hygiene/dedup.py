@@ -7,13 +7,14 @@ Exact duplicates share the 64-bit key of their normalised question and answer (:
 
 Near duplicates use MinHash LSH:
 
-* each row is the set of its word ``shingle``-grams (question and answer windows; a text shorter than a shingle is
-  one shingle of its own);
+* each row is the set of its word ``shingle``-grams (the normalised question's words followed by the answer's; a row
+  shorter than a shingle is one shingle of its own);
 * rensa's R-MinHash (:func:`minhash_signatures`, Rust) gives ``num_perm`` 32-bit minimums per row; their low 16 bits
   are kept (256 bytes a row at 128 permutations; two different minimums agree in them with probability 2^-16);
 * LSH: the signature is cut into ``bands`` bands of ``rows_per_band`` values. Rows whose values agree on a whole band
   land in one bucket. In each bucket, every member is paired with the bucket's first row in keep order;
-* a pair is confirmed when the share of equal signature values (the Jaccard estimate) is at least ``threshold``;
+* a pair is confirmed when the share of equal signature values (the Jaccard estimate) is at least ``threshold``
+  (pairs whose rows are already joined by earlier bands are not checked again);
 * confirmed pairs are joined into connected components; each component keeps its first row in keep order, the others
   are near duplicates of it (so a chain A~B~C drops B and C as duplicates of A even if A and C differ more).
 
@@ -23,6 +24,7 @@ The probability that a pair of Jaccard similarity J becomes a candidate is ``1 -
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.utils.tqdm import tqdm as hf_tqdm
 
+from ..errors import MissingDependencyError
 from .ngrams import mix64, text_hashes
 from .normalize import Tokens
 
@@ -66,42 +69,45 @@ def row_keys(texts: Tokens) -> np.ndarray:
     return mix64(keys[0::2] * np.uint64(0x9E3779B97F4A7C15) + keys[1::2])
 
 
-def _first_in_groups(keys: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """For each row, the row of smallest rank with the same key (itself when it is the first)."""
-    order = np.lexsort((rank, keys))
-    sorted_keys = keys[order]
-    new_group = np.ones(len(order), dtype=bool)
-    new_group[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    head = order[np.flatnonzero(new_group)][np.cumsum(new_group) - 1]
-    first = np.empty(len(order), dtype=np.int64)
-    first[order] = head
-    return first
-
-
 def exact_duplicates(keys: np.ndarray, rank: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     """For each row, the index of the kept row it duplicates, or -1. Rows with ``eligible`` False take no part."""
     dup_of = np.full(len(keys), _NONE, dtype=np.int64)
-    idx = np.flatnonzero(eligible)
-    if not len(idx):
-        return dup_of
-    first = idx[_first_in_groups(keys[idx], rank[idx])]
-    dropped = first != idx
-    dup_of[idx[dropped]] = first[dropped]
+    rows = np.flatnonzero(eligible)
+    rows = rows[np.argsort(rank[rows], kind="stable")]
+    first, member = bucket_pairs(keys[rows])
+    dup_of[rows[member]] = rows[first]
     return dup_of
 
 
 def minhash_signatures(shingles: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
     """rensa R-MinHash signatures of the shingle sets ``shingles[offsets[i]:offsets[i + 1]]``, low 16 bits kept:
     an array (rows, num_perm) of uint16. A row without shingles gets all-ones values (callers exclude it)."""
-    from rensa import RMinHash
-
+    RMinHash = _rensa().RMinHash
     if len(offsets) < 2:
         return np.zeros((0, num_perm), dtype=_SIG_DTYPE)
     matrix = RMinHash.digest_matrix_from_flat_token_hashes(
         np.ascontiguousarray(shingles, dtype=np.uint64), np.ascontiguousarray(offsets, dtype=np.uint64),
         num_perm, seed)
-    values = np.array(matrix.to_rows(), dtype=np.uint32)
-    return (values & 0xFFFF).astype(_SIG_DTYPE)
+    rows = matrix.to_rows()  # the only way out of rensa: lists of Python ints
+    values = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.uint32, count=len(rows) * num_perm)
+    return (values & 0xFFFF).astype(_SIG_DTYPE).reshape(len(rows), num_perm)
+
+
+def _rensa():
+    try:
+        import rensa
+    except ImportError as err:
+        raise MissingDependencyError("near-duplicate detection needs the rensa package: pip install 'rensa>=0.5,<0.6' "
+                                     "(or turn it off with near_dedup=False)") from err
+    return rensa
+
+
+def rensa_info() -> dict[str, str | int]:
+    """The MinHash library's name, version and algorithm version, for the report."""
+    from importlib.metadata import version
+
+    return {"library": "rensa", "library_version": version("rensa"),
+            "algorithm_version": int(_rensa().RMinHash.ALGORITHM_VERSION)}
 
 
 def candidate_probability(similarity: float | np.ndarray, bands: int, rows_per_band: int) -> float | np.ndarray:
@@ -109,80 +115,75 @@ def candidate_probability(similarity: float | np.ndarray, bands: int, rows_per_b
     return 1.0 - (1.0 - np.asarray(similarity, dtype=np.float64) ** rows_per_band) ** bands
 
 
-def _components(n: int, a: np.ndarray, b: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """For each of n nodes, the node of smallest rank in its connected component of the edges (a, b)."""
-    # work on ranks, so "smallest label" is "first in keep order"
-    label = np.arange(n, dtype=np.int64)
-    ra, rb = rank[a], rank[b]
-    node_of_rank = np.empty(n, dtype=np.int64)
-    node_of_rank[rank] = np.arange(n, dtype=np.int64)
-    while len(ra):
-        la, lb = label[ra], label[rb]
-        low = np.minimum(la, lb)
+def _join(label: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """Union of the edges (a, b) into ``label`` (every node's root, the smallest node of its component), in place:
+    each root hooks onto the smaller root across an edge, then pointer jumping, until no edge joins two roots."""
+    while len(a):
+        la, lb = label[a], label[b]
         moved = la != lb
         if not moved.any():
-            break
-        np.minimum.at(label, la[moved], low[moved])
-        np.minimum.at(label, lb[moved], low[moved])
-        while True:  # pointer jumping until every label is a root
+            return
+        a, b, low = a[moved], b[moved], np.minimum(la, lb)[moved]
+        np.minimum.at(label, la[moved], low)
+        np.minimum.at(label, lb[moved], low)
+        while True:
             nxt = label[label]
             if np.array_equal(nxt, label):
                 break
-            label = nxt
-    head_rank = label[rank]
-    return node_of_rank[head_rank]
-
-
-def lsh_candidates(signatures: np.ndarray, rank: np.ndarray, *, bands: int, rows_per_band: int,
-                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs (a, b), a ranked before b: in every band, each member of a bucket of two or more rows is
-    paired with the bucket's first row in keep order. A pair found in several bands is listed once."""
-    n = len(signatures)
-    a_parts, b_parts = [], []
-    for band in hf_tqdm(range(bands), desc="hygiene: LSH bands", unit=" bands", disable=not progress):
-        keys = _band_keys(signatures[:, band * rows_per_band:(band + 1) * rows_per_band])
-        first = _first_in_groups(keys, rank)
-        pair = first != np.arange(n)
-        a_parts.append(first[pair])
-        b_parts.append(np.flatnonzero(pair))
-    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
-    if len(a):
-        ab = np.unique(a * n + b)
-        a, b = ab // n, ab % n
-    return a, b
+            label[:] = nxt
 
 
 def near_duplicates(signatures: np.ndarray, rank: np.ndarray, eligible: np.ndarray, *, bands: int,
                     rows_per_band: int, threshold: float, progress: bool = False) -> tuple[np.ndarray, dict[str, int]]:
     """For each row, the index of the kept row whose near-duplicate component it belongs to, or -1; and counters
-    (candidate pairs, confirmed pairs). See the module docstring for the scheme."""
+    (candidate pairs checked, pairs confirmed). See the module docstring for the scheme.
+
+    Bands are taken one at a time: a bucket pair whose rows are already in one component is not checked again.
+    """
     n, num_perm = signatures.shape
     if bands * rows_per_band > num_perm:
         raise ValueError(f"bands x rows_per_band = {bands * rows_per_band} exceeds num_perm = {num_perm}")
     dup_of = np.full(n, _NONE, dtype=np.int64)
-    idx = np.flatnonzero(eligible)
-    stats = {"candidate_pairs": 0, "confirmed_pairs": 0}
-    if len(idx) < 2:
+    rows = np.flatnonzero(eligible)
+    rows = rows[np.argsort(rank[rows], kind="stable")]  # keep order: position i in `rows` = i-th to keep
+    stats = {"pairs_checked": 0, "pairs_confirmed": 0}
+    if len(rows) < 2:
         return dup_of, stats
-    sig = signatures[idx]
-    sub_rank = np.empty(len(idx), dtype=np.int64)  # ranks 0..len(idx)-1 in the same order
-    sub_rank[np.argsort(rank[idx], kind="stable")] = np.arange(len(idx))
-    a, b = lsh_candidates(sig, sub_rank, bands=bands, rows_per_band=rows_per_band, progress=progress)
-    stats["candidate_pairs"] = int(len(a))
-    agree = np.zeros(len(a), dtype=np.int64)
-    for start in range(0, len(a), 1 << 16):
-        sl = slice(start, start + (1 << 16))
-        agree[sl] = (sig[a[sl]] == sig[b[sl]]).sum(axis=1)
-    ok = agree >= threshold * num_perm
-    a, b = a[ok], b[ok]
-    stats["confirmed_pairs"] = int(len(a))
-    head = _components(len(idx), a, b, sub_rank)
-    dropped = head != np.arange(len(idx))
-    dup_of[idx[dropped]] = idx[head[dropped]]
+    label = np.arange(len(rows), dtype=np.int64)  # component root of each position (its first position)
+    need = int(np.ceil(threshold * num_perm - 1e-9))
+    for band in hf_tqdm(range(bands), desc="hygiene: LSH bands", unit=" bands", disable=not progress):
+        a, b = bucket_pairs(band_keys(signatures[rows, band * rows_per_band:(band + 1) * rows_per_band]))
+        fresh = label[a] != label[b]
+        a, b = a[fresh], b[fresh]
+        agree = np.zeros(len(a), dtype=np.int64)
+        for start in range(0, len(a), 1 << 16):
+            sl = slice(start, start + (1 << 16))
+            agree[sl] = (signatures[rows[a[sl]]] == signatures[rows[b[sl]]]).sum(axis=1)
+        ok = agree >= need
+        stats["pairs_checked"] += len(a)
+        stats["pairs_confirmed"] += int(ok.sum())
+        _join(label, a[ok], b[ok])
+    dropped = label != np.arange(len(rows))
+    dup_of[rows[dropped]] = rows[label[dropped]]
     return dup_of, stats
 
 
-def _band_keys(cols: np.ndarray) -> np.ndarray:
+def bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (first, member) of positions with equal keys: every member of a group of two or more is paired with
+    the group's smallest position (with positions in keep order: the row that is kept)."""
+    by_key = np.argsort(keys)
+    sorted_keys = keys[by_key]
+    start = np.ones(len(keys), dtype=bool)
+    start[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    if start.all():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.flatnonzero(start)
+    head = np.minimum.reduceat(by_key, starts)[np.cumsum(start) - 1]
+    pair = by_key != head
+    return head[pair], by_key[pair]
+
+
+def band_keys(cols: np.ndarray) -> np.ndarray:
     """One 64-bit key per row for a band of signature values: packed exactly when they fit in 64 bits (4 values of
     16 bits), else combined with the MurmurHash3 finaliser."""
     width = 8 * cols.dtype.itemsize

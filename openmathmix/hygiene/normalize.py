@@ -4,7 +4,8 @@ The rule (``NORMALIZATION_VERSION`` 1), applied to each text in this order:
 
 1. GSM8K calculator annotations ``<<48/2=24>>`` are removed: they repeat the arithmetic the sentence states, and
    re-exports of GSM8K keep or drop them (FLAN's CoT copy has none), so two copies of a problem would differ there.
-2. Unicode NFKC (full-width digits, ligatures and compatibility spaces become their plain forms), then lower case.
+2. Unicode NFKC (full-width digits, ligatures and compatibility spaces become their plain forms), then lower case,
+   character by character (Unicode's simple mapping: ``İ`` -> ``i``, ``Σ`` -> ``σ`` even at the end of a word).
 3. Every character that is not a letter or a digit (Unicode categories L and N) becomes a space: punctuation,
    symbols, LaTeX markup (``\\frac{1}{2}`` -> ``frac 1 2``), underscores, line breaks.
 4. Each CJK ideograph is a word by itself (Chinese has no spaces between words).
@@ -47,10 +48,9 @@ for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
 
 def normalize_text(text: str) -> str:
     """The normalisation rule of this module for one string, written plainly (the reference :func:`tokenize` matches)."""
-    text = regex.sub(CALCULATOR, " ", text)
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = unicodedata.normalize("NFKC", regex.sub(CALCULATOR, " ", text))
     chars = []
-    for ch in text:
+    for ch in (c.lower()[0] for c in text):  # the first code point of the full lower case is the simple mapping
         if unicodedata.category(ch)[0] not in "LN":
             chars.append(" ")
         elif regex.match(_HAN, ch):

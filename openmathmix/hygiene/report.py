@@ -41,7 +41,7 @@ class HygieneReport:
     benchmarks: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> items, indexed grams
     settings: dict[str, Any] = field(default_factory=dict)
     scheme: dict[str, Any] = field(default_factory=dict)  # normalisation, n-grams, MinHash/LSH parameters, library
-    stats: dict[str, int] = field(default_factory=dict)  # candidate / confirmed pairs, rows without words
+    stats: dict[str, int] = field(default_factory=dict)  # LSH pairs checked / confirmed, rows without words
     rephrasing: dict[str, Any] | None = None  # see rephrase.rephrasing_candidates (candidates only, never dropped)
     dropped: pa.Table | None = field(default=None, repr=False)
     timings: dict[str, float] = field(default_factory=dict, repr=False)
@@ -72,8 +72,7 @@ class HygieneReport:
         if not self.enabled:
             return f"Hygiene was off: all {self.rows_in:,} rows of the pool are kept as the sources give them.\n"
         share = self.rows_kept / self.rows_in if self.rows_in else 1.0
-        lines = [f"{self.rows_in:,} rows in, {self.rows_kept:,} kept ({share:.1%}), "
-                 f"{self.rows_dropped:,} dropped.", ""]
+        lines = [f"{self.rows_in:,} rows in, {self.rows_kept:,} kept ({share:.1%}), {self.rows_dropped:,} dropped.", ""]
         lines += [f"- {line}" for line in self._describe()]
         lines += ["", "| source | rows in | contaminated | exact duplicates | near duplicates | kept |",
                   "|---|---:|---:|---:|---:|---:|"]
@@ -96,8 +95,8 @@ class HygieneReport:
                 lines.append("| (none) | " + " | ".join("0" for _ in names) + " |")
         pairs = sorted({(a, b) for d in (self.exact_pairs, self.near_pairs) for a, row in d.items() for b in row})
         if pairs:
-            lines += ["", "Duplicates by source pair (the copy in the first source is dropped, the one in the second "
-                      "kept):", "", "| dropped from | kept in | exact | near |", "|---|---|---:|---:|"]
+            lines += ["", ("Duplicates by source pair (the copy in the first source is dropped, the one in the second "
+                           "kept):"), "", "| dropped from | kept in | exact | near |", "|---|---|---:|---:|"]
             for a, b in pairs:
                 lines.append(f"| {a} | {b} | {self.exact_pairs.get(a, {}).get(b, 0):,} | "
                              f"{self.near_pairs.get(a, {}).get(b, 0):,} |")

@@ -60,8 +60,7 @@ class HygieneSettings:
              f"pool_fields must name 'question' and/or 'answer', got {list(self.pool_fields)}"),
             (self.shingle >= 1, f"shingle must be >= 1, got {self.shingle}"),
             (self.bands >= 1 and self.rows_per_band >= 1 and self.bands * self.rows_per_band <= self.num_perm,
-             f"bands x rows_per_band ({self.bands} x {self.rows_per_band}) must be at most num_perm "
-             f"({self.num_perm})"),
+             f"bands x rows_per_band ({self.bands} x {self.rows_per_band}) must be at most num_perm ({self.num_perm})"),
             (0.0 < self.threshold <= 1.0, f"threshold must be in (0, 1], got {self.threshold}"),
             (-1.0 <= self.rephrase_threshold <= 1.0,
              f"rephrase_threshold is a cosine in [-1, 1], got {self.rephrase_threshold}"),

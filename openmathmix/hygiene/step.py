@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping
-from importlib.metadata import version
 from typing import Any
 
 import datasets
@@ -29,6 +28,7 @@ from .dedup import (
     keep_order,
     minhash_signatures,
     near_duplicates,
+    rensa_info,
     row_keys,
 )
 from .ngrams import Windows
@@ -164,7 +164,7 @@ def run_hygiene(pool: datasets.Dataset, *, benchmarks: Mapping[str, Any] | None 
     exact_of = (exact_duplicates(keys, rank, ~contaminated & has_words) if settings.exact_dedup
                 else np.full(n, -1, dtype=np.int64))
     timings["exact"] += time.perf_counter() - clock
-    near_of, near_stats = np.full(n, -1, dtype=np.int64), {"candidate_pairs": 0, "confirmed_pairs": 0}
+    near_of, near_stats = np.full(n, -1, dtype=np.int64), {"pairs_checked": 0, "pairs_confirmed": 0}
     if settings.near_dedup:
         clock = time.perf_counter()
         near_of, near_stats = near_duplicates(signatures, rank, ~contaminated & (exact_of < 0) & has_words,
@@ -186,35 +186,33 @@ def run_hygiene(pool: datasets.Dataset, *, benchmarks: Mapping[str, Any] | None 
 
 
 def _scheme(settings: HygieneSettings) -> dict[str, Any]:
-    return {
+    """How rows were compared, for the report (the settings hold the same numbers; this says what they mean)."""
+    scheme: dict[str, Any] = {
         "normalization_version": NORMALIZATION_VERSION,
+        "word_hash": "xxh3-64 of each normalised word's UTF-8 bytes",
         "decontamination": f"word {settings.ngram}-grams of benchmark {'/'.join(settings.benchmark_fields)} in pool "
                            f"{'/'.join(settings.pool_fields)}; items of {settings.min_item_words}-{settings.ngram - 1} "
                            f"words as whole sequences, shorter ones against whole pool questions",
         "exact_key": "64-bit hash of the normalised word sequences of question and answer",
-        "library": "rensa",
-        "library_version": version("rensa"),
-        "algorithm": f"R-MinHash (RMinHash.digest_matrix_from_flat_token_hashes, algorithm version "
-                     f"{_rensa_algorithm()}), 32-bit values",
-        "shingles": f"word {settings.shingle}-grams of the normalised question followed by the answer (a row "
-                    f"shorter than {settings.shingle} words is one shingle)",
-        "shingle_hash": "xxh3-64 word hashes combined by a polynomial rolling hash mod 2^64, MurmurHash3 finaliser",
-        "num_perm": settings.num_perm,
-        "stored_bits": 16,
-        "bands": settings.bands,
-        "rows_per_band": settings.rows_per_band,
-        "threshold": settings.threshold,
-        "candidate_probability_at_threshold": round(float(candidate_probability(
-            settings.threshold, settings.bands, settings.rows_per_band)), 4),
-        "seed": settings.seed,
         "keep_rule": KEEP_RULE,
     }
-
-
-def _rensa_algorithm() -> int:
-    from rensa import RMinHash
-
-    return int(RMinHash.ALGORITHM_VERSION)
+    if settings.near_dedup:
+        scheme.update(rensa_info())
+        scheme.update({
+            "algorithm": "R-MinHash (RMinHash.digest_matrix_from_flat_token_hashes), 32-bit values",
+            "shingles": f"word {settings.shingle}-grams of the normalised question followed by the answer (a row "
+                        f"shorter than {settings.shingle} words is one shingle)",
+            "shingle_hash": "polynomial rolling hash of the word hashes mod 2^64, MurmurHash3 finaliser",
+            "num_perm": settings.num_perm,
+            "stored_bits": 16,
+            "bands": settings.bands,
+            "rows_per_band": settings.rows_per_band,
+            "threshold": settings.threshold,
+            "candidate_probability_at_threshold": round(float(candidate_probability(
+                settings.threshold, settings.bands, settings.rows_per_band)), 4),
+            "seed": settings.seed,
+        })
+    return scheme
 
 
 def _pair_counts(codes: np.ndarray, names: list[str], dropped: np.ndarray, of: np.ndarray,

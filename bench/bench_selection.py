@@ -1,0 +1,178 @@
+"""Selection strategies on real data: does QaDS pick a better 10 % than random, K-center, the score alone, length?
+
+Builds a scored pool from the real files in ../shared/realdata with the embedded SmolLM2 (`openmathmix.models.resolve()`):
+GSM8K-ScRel (first 1,000 rows of train_use.jsonl), TAL-SCQ5K-EN (first 1,000), DMath test.json (2,079), FLAN CoT
+(first 150 of each of the 7 TSV files), OpenAssistant trees (100), Self-Instruct seed tasks (175). Embeddings and
+one-shot quality scores (n1 = 40 prompt samples per source, n2 = 16 tests chosen by K-center from GSM8K-ScRel,
+split by task) go through the default stage cache, so another benchmark built on the same rows (bench_scorer.py)
+shares them. One light scorer per task is trained on the one-shot scores and scores every row.
+
+Then `openmathmix.evaluate` picks 10 % of every source with qads, random, kcenter, score and length, two seeds each,
+fine-tunes SmolLM2 on each subset (one epoch, TRL SFTTrainer, loss on answer tokens), and scores the mean per-token
+log-likelihood of the reference solutions of the first 200 GSM8K test items (plus the base model). Finished runs are
+cached, so an interrupted run resumes. Hours on 2 CPU cores; run it in the background:
+
+    nice .venv/bin/python bench/bench_selection.py --out /tmp/bench_selection > /tmp/bench_selection.log 2>&1 &
+
+The timed hot path is the exact covering radius (blocked GEMM over the pool) against a naive reference (one row
+of the pool at a time against the whole subset); both must agree. The last line is
+`RESULT bench=selection pearson_reasoning=X pearson_general=Y loglik_qads=A loglik_random=B loglik_kcenter=C
+loglik_score=D loglik_length=E` (log-likelihoods: mean over the two seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+REALDATA = REPO.parent / "shared" / "realdata"
+COT_FILES = ("aqua_train.tsv", "creak_train.tsv", "ecqa_train.tsv", "gsm8k_train.tsv", "qasc_train.tsv",
+             "sensemaking_train.tsv", "strategyqa_train.tsv")
+# (source name, files relative to realdata, rows read from each file; None = all): the rows of bench_scorer.py
+POOL = (
+    ("gsm8k_screl", ("gsm8k_screl/train_use.jsonl",), 1000),
+    ("tal_scq5k_en", ("tal_scq5k_en/en_single_choice_train_3K.jsonl",), 1000),
+    ("dmath", ("dmath/test.json",), None),
+    ("cot", tuple(f"cot/{f}" for f in COT_FILES), 150),
+    ("oasst1", ("oasst_format/en_100_tree.jsonl",), None),
+    ("self_instruct", ("self_instruct/seed_tasks.jsonl",), None),
+)
+BENCHMARK = "gsm8k_screl/test_use.jsonl"
+N1, N2, TEST_SOURCE = 40, 16, "gsm8k_screl"
+STRATEGIES = ("qads", "random", "kcenter", "score", "length")
+
+
+def build_pool(scale: float = 1.0):
+    """The 6 real sources in the project schema (each file read with its row limit, times ``scale``)."""
+    from datasets import concatenate_datasets
+
+    from openmathmix.sources import build_source
+
+    parts = []
+    for name, files, limit in POOL:
+        for rel in files:
+            path = REALDATA / rel
+            if not path.exists():
+                raise SystemExit(f"{path} is absent: the benchmark needs ../shared/realdata")
+            rows = limit if scale == 1.0 else max(8, int((limit or 200) * scale))
+            ds, _ = build_source(name, data_files=[str(path)], limit=rows, progress=False)
+            parts.append(ds)
+    return concatenate_datasets(parts)
+
+
+def scored_pool(scale: float, n1: int, n2: int, work: Path, progress: bool):
+    """(pool with embedding and quality_score, {task: scorer result}) through the stage caches."""
+    from openmathmix.stages.base import run_stage
+    from openmathmix.stages.embed import EmbedStage
+    from openmathmix.stages.quality import compute_quality
+    from openmathmix.stages.scorer import score_dataset, train_scorer
+
+    pool = build_pool(scale)
+    t0 = time.perf_counter()
+    pool = run_stage(pool, EmbedStage(), progress=progress)
+    t1 = time.perf_counter()
+    scored, _ = compute_quality(pool, n1=n1, n2=n2, test_sources=[TEST_SOURCE], split_by_task=True,
+                                progress=progress, return_report=True)
+    t2 = time.perf_counter()
+    results, folders = {}, {}
+    for task in ("reasoning", "general"):
+        rows = scored.filter(lambda t, want=task: t == want, input_columns="task")
+        folders[task] = str(work / f"scorer-{task}")
+        results[task] = train_scorer(rows, folders[task], kind="light", task=task)
+    pool = score_dataset(pool, folders, progress=progress)
+    print(f"pool {len(pool):,} rows; embeddings {t1 - t0:,.0f} s, one-shot scores {t2 - t1:,.0f} s, scorers and "
+          f"scores {time.perf_counter() - t2:,.0f} s (cached stages take seconds)", flush=True)
+    return pool, results
+
+
+def time_coverage(pool, rows: np.ndarray) -> None:
+    """Our blocked covering radius against a row-at-a-time reference on the same pool and subset."""
+    from openmathmix.evaluate.metrics import coverage
+
+    t0 = time.perf_counter()
+    ours = coverage(pool.embeddings, rows)["covering_radius"]
+    t1 = time.perf_counter()
+    sub = pool.embeddings[rows].astype(np.float64)
+    naive = max(float(np.sqrt(((sub - x) ** 2).sum(axis=1)).min()) for x in pool.embeddings.astype(np.float64))
+    t2 = time.perf_counter()
+    if not np.isclose(ours, naive, rtol=1e-5):
+        raise SystemExit(f"covering radius differs from the reference: {ours} vs {naive}")
+    print(f"covering radius of {len(rows):,} rows over {len(pool):,}: ours {t1 - t0:.3f} s, naive {t2 - t1:.3f} s, "
+          f"ratio {(t2 - t1) / max(t1 - t0, 1e-9):.1f}x, values {ours:.4f} / {naive:.4f}", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("/tmp/bench_selection"), help="evaluation.json/.md/.png here")
+    p.add_argument("--budget", type=float, default=0.1)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--init-size", type=int, default=20,
+                   help="|s0| of qads/kcenter (20: fidelity.md's run; the paper's 100 would fill most of a 10 %% "
+                        "cut of the 100-175-row sources with random pool rows)")
+    p.add_argument("--items", type=int, default=200, help="GSM8K test items scored")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: a few rows per file, n1=8, n2=4, 2 training steps, 10 items (minutes)")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args()
+
+    from openmathmix.evaluate import (
+        EvaluateSettings,
+        evaluate,
+        evaluation_markdown,
+        load_benchmark,
+        pick_subset,
+        pool_from_dataset,
+        write_figure,
+    )
+    from openmathmix.stages.base import DEFAULT_CACHE
+
+    start = time.perf_counter()
+    scale, n1, n2 = (0.03, 8, 4) if args.quick else (1.0, N1, N2)
+    work = DEFAULT_CACHE / "bench_selection" / ("quick" if args.quick else "full")
+    ds, scorers = scored_pool(scale, n1, n2, work, progress=not args.quiet)
+    for task, res in scorers.items():
+        ci = "" if res.ci_low is None else f" [{res.ci_low:.2f}, {res.ci_high:.2f}]"
+        r = "n/a" if res.r is None else f"{res.r:.3f}"
+        print(f"scorer {task}: r = {r}{ci} on {res.n} rows ({res.method}); model {res.model}", flush=True)
+
+    pool = pool_from_dataset(ds, "realdata pool")
+    settings = EvaluateSettings(budget=args.budget, strategies=STRATEGIES, seeds=tuple(args.seeds),
+                                init_size=args.init_size, epochs=args.epochs, benchmark_limit=args.items,
+                                max_steps=2 if args.quick else None)
+    if args.quick:
+        settings = dataclasses.replace(settings, benchmark_limit=10)
+    time_coverage(pool, pick_subset(pool, "qads", settings.seeds[0], settings, device="cpu"))
+    bench = load_benchmark(str(REALDATA / BENCHMARK), settings.benchmark_limit)
+    result = evaluate(pool, settings=settings, benchmarks=[bench], train=True, device="cpu",
+                      cache_dir=work / "runs", progress=not args.quiet)
+    result["scorers"] = {task: {"r": r.r, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n, "method": r.method}
+                         for task, r in scorers.items()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (args.out / "evaluation.md").write_text(evaluation_markdown(result), encoding="utf-8")
+    write_figure(result, args.out / "evaluation.png")
+    print(evaluation_markdown(result))
+    for row in result["runs"]:
+        print(f"  {row['strategy']:8s} seed {row['seed']}: loglik {row['benchmarks'][bench.name]['loglik']:.4f}, "
+              f"train loss {row['train']['train_loss']:.3f} over {row['train']['steps']} steps "
+              f"({row['train']['seconds']:,.0f} s)")
+    print(f"total {time.perf_counter() - start:,.0f} s ({result['runs_reused']} runs reused); files in {args.out}")
+
+    summary = {row["strategy"]: row[f"loglik:{bench.name}"]["mean"] for row in result["summary"]}
+    pearson = {task: ("nan" if r.r is None else f"{r.r:.3f}") for task, r in scorers.items()}
+    print(f"RESULT bench=selection pearson_reasoning={pearson['reasoning']} pearson_general={pearson['general']} "
+          + " ".join(f"loglik_{s}={summary[s]:.4f}" for s in STRATEGIES))
+
+
+if __name__ == "__main__":
+    main()
