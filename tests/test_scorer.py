@@ -119,7 +119,7 @@ def test_light_scorer_learns_separable_labels_deterministically(tmp_path):
     kwargs = {"candidates": SMALL, "folds": 3, "epochs": 20, "seed": 0}
     result = train_light_scorer(ds, tmp_path / "a", **kwargs)
     # 10 % of 200 rows is far from 300: r comes from nested 3-fold CV over all 200 rows, the scorer from all of them
-    assert result.n == 200 and result.train_rows == 200 and result.method.startswith("3-fold CV")
+    assert result.n == 200 and result.train_rows == 200 and result.method.startswith("nested 3-fold CV")
     assert result.r is not None and result.r > 0.95 and result.ci_low < result.r < result.ci_high
     assert [row["candidate"] for row in result.candidates] == [c.name for c in SMALL]
     assert result.model in {c.name for c in SMALL} and "regression on QS" in result.why
@@ -273,7 +273,7 @@ def test_quality_scorer_end_to_end_on_gsm8k(realdata, tmp_path):
     assert report.mean_qs_per_source["gsm8k_screl"] > report.mean_qs_per_source["self_instruct"]
 
     result = train_light_scorer(scored, tmp_path / "scorer", hidden=0, folds=4, seed=0)
-    assert result.n == 20 and result.method.startswith("4-fold CV")
+    assert result.n == 20 and result.method.startswith("nested 4-fold CV")
     assert result.r is not None and result.ci_low < result.r < result.ci_high
     out = score_dataset(ds, tmp_path / "scorer", device="cpu", cache_dir=cache, progress=False)
     scores = np.asarray(out[QUALITY_SCORE])

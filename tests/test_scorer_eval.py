@@ -112,7 +112,7 @@ def test_interval_covers_the_true_r_in_repeated_seeds(tmp_path):
         x, qs = _planted(200, seed=seed)
         result = train_light_scorer(_dataset(x, qs), tmp_path / str(seed), candidates=cands, seed=seed)
         true_r = pearson(load_scorer(tmp_path / str(seed)).scores({EMBEDDING: fresh_x}), fresh_qs)
-        assert result.n == 200 and result.method.startswith("5-fold CV")
+        assert result.n == 200 and result.method.startswith("nested 5-fold CV")
         covered += result.ci_low <= true_r <= result.ci_high
     assert covered >= 17
 
@@ -126,7 +126,7 @@ def test_heldout_set_when_the_sample_allows_and_cv_otherwise(tmp_path):
     pairs = json.loads((tmp_path / "held" / EVAL_FILE).read_text())
     assert len(pairs["score"]) == 300 and sum(held.label_counts.values()) == 100
     small = train_light_scorer(_dataset(x, qs), tmp_path / "cv", candidates=ridge, heldout=0.5, folds=4, seed=0)
-    assert small.n == 400 and small.train_rows == 400 and small.method.startswith("4-fold CV")  # 200 < 300
+    assert small.n == 400 and small.train_rows == 400 and small.method.startswith("nested 4-fold CV")  # 200 < 300
 
 
 def test_result_record_is_json_and_names_everything(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ def save_scatter(path: str | os.PathLike, panels: Sequence[Panel], *, xlabel: st
             slope, intercept = np.polyfit(x, y, 1)
             grid = np.linspace(x.min(), x.max(), 2)
             ax.plot(grid, slope * grid + intercept, color="black", linewidth=1)
-        ax.set_title(p.title + (f"\n{p.subtitle}" if p.subtitle else ""), fontsize=9)
+        ax.set_title("\n".join(textwrap.wrap(p.title, 60) + textwrap.wrap(p.subtitle, 70)), fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if ylim is not None:

@@ -135,10 +135,11 @@ def train_classifier_scorer(
 
     clf.save_pretrained(out)
     tok.save_pretrained(out)
-    extra = "one fine-tune per fold, then one on all rows" if plan == "cv" else "never trained or validated on"
     result = ScorerResult(str(out), "classifier", task, len(fit_rows), label_counts(labels[fit_rows]),
-                          method=method_text(plan, size, extra), model=f"classifier on {spec.name}", target="label",
-                          why="fine-tuned 5-label classifier (the paper's scorer); best validation-loss checkpoint")
+                          method=method_text(plan, size), model=f"classifier on {spec.name}", target="label",
+                          why="fine-tuned 5-label classifier (the paper's scorer), best validation-loss checkpoint"
+                          + ("; r from one fine-tune per fold, the saved one fine-tuned on all rows"
+                             if plan == "cv" else ""))
     eval_sources = None if sources is None else [sources[i] for i in eval_rows]
     record_evaluation(result, scores, qs[eval_rows], eval_sources, seed=seed)
     result.seconds = time.perf_counter() - t0

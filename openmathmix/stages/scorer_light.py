@@ -98,14 +98,14 @@ def train_light_scorer(
                                            schedule=schedule, tick=bar.update)
             head = fit_candidate(best, x[fit_rows], qs[fit_rows], schedule=schedule, seed=seed)
             scores = head_scores(head, best.target, x[eval_rows])
-            method = method_text(plan, size, f"candidate chosen by {folds}-fold CV on the other {len(fit_rows):,}")
+            method = method_text(plan, size)
         else:
             fit_rows = eval_rows = np.arange(len(qs))
             scores, outer_choice = nested_cv(cands, x, qs, folds=size, seed=seed, schedule=schedule,
                                              tick=bar.update)
             best, table = select_candidate(cands, x, qs, folds=size, seed=seed, schedule=schedule, tick=bar.update)
             head = fit_candidate(best, x, qs, schedule=schedule, seed=seed)
-            method = method_text(plan, size, "nested: each outer fold chose its candidate by inner CV")
+            method = method_text(plan, size, nested=True)
         bar.update()
 
     out = Path(out_dir)

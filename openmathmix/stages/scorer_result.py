@@ -133,9 +133,11 @@ def heldout_split(n: int, n_held: int, seed: int = 0) -> tuple[np.ndarray, np.nd
     return np.sort(perm[n_held:]), np.sort(perm[:n_held])
 
 
-def method_text(plan: str, size: int, extra: str = "") -> str:
-    text = f"held-out set of {size:,} rows" if plan == "heldout" else f"{size}-fold CV, pooled out-of-fold scores"
-    return text + (f" ({extra})" if extra else "")
+def method_text(plan: str, size: int, *, nested: bool = False) -> str:
+    """How the rows behind r were kept apart, in a few words (card, figure titles)."""
+    if plan == "heldout":
+        return f"held-out set of {size:,} rows"
+    return f"{'nested ' if nested else ''}{size}-fold CV, pooled out-of-fold scores"
 
 
 def training_rows(scored: Dataset, task: str | None, needed: Sequence[str]) -> Dataset:
