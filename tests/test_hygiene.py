@@ -30,10 +30,10 @@ from openmathmix.hygiene import (
 from openmathmix.hygiene.benchmarks import benchmark_fixture_files
 from openmathmix.hygiene.decontam import BenchmarkItems, build_index, find_contamination
 from openmathmix.hygiene.dedup import (
-    exact_duplicates,
-    keep_order,
     band_keys,
     bucket_pairs,
+    exact_duplicates,
+    keep_order,
     minhash_signatures,
     near_duplicates,
 )
