@@ -101,9 +101,12 @@ def synthetic_rows(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     """Seeded rows of plain words, questions of 15-150 words and answers of 50-600: about 100-1,000 tokens per row,
     mean ~500, the length spread performance.md assumes. Content does not matter for timing a random-weight model."""
     rng = np.random.default_rng(seed)
-    words = np.array("the a of to and is in that for it with as on be by this are from at or an which number "
-                     "total each so we find then solve equal sum times minus plus divide answer step value x y "
-                     "2 3 5 7 10 12 15 20 24 36 48 60 100 1000".split())
+    words = np.array([
+        "the", "a", "of", "to", "and", "is", "in", "that", "for", "it", "with", "as", "on", "be", "by", "this",
+        "are", "from", "at", "or", "an", "which", "number", "total", "each", "so", "we", "find", "then",
+        "solve", "equal", "sum", "times", "minus", "plus", "divide", "answer", "step", "value", "x", "y", "2",
+        "3", "5", "7", "10", "12", "15", "20", "24", "36", "48", "60", "100", "1000"
+    ])
     questions = [" ".join(rng.choice(words, size=rng.integers(15, 151))) + "?" for _ in range(n)]
     answers = [" ".join(rng.choice(words, size=rng.integers(50, 601))) + "." for _ in range(n)]
     return questions, answers

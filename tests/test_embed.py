@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -164,7 +165,7 @@ def test_config_holds_what_changes_the_output(tiny_model_dir):
     assert "token_budget" not in config  # batching does not change the vectors
 
 
-# ----- whole-shard ordering (engines.shards) --------------------------------------------------------------------------
+# ----- whole-shard ordering (engines.shards) -------------------------------------------------------------------------
 
 
 class Tagger(Stage):
@@ -241,7 +242,7 @@ def test_embed_sort_key_orders_a_shard_and_pads_less(tiny_model_dir, qa_ds, tok,
     got = run_shard(sorted_stage, columns, batch_size=4, device="cpu")[EMBEDDING]
     assert len(calls) == 1  # sort_key tokenised the shard once; process_batch reused those ids
     assert_f32_close(np.stack(got), want, atol=MODEL_F32_ATOL)
-    before, after = per_batch._take_counts(), sorted_stage._take_counts()
+    before, after = per_batch.take_counts(), sorted_stage.take_counts()
     assert before["tokens"] == after["tokens"] == sum(lengths) and before["rows"] == after["rows"] == 12
     assert after["padded_tokens"] < before["padded_tokens"]  # one forward per map batch: 4 x its longest row
 
@@ -284,8 +285,8 @@ def test_preexperience_is_deterministic_and_feeds_embed(tiny_model_dir, qa_ds, t
     settings = PreexperienceSettings(rows=8, steps=3, batch_size=4, learning_rate=1e-3, seed=0)
     a = preexperience(qa_ds, tmp_path / "a", model=tiny_model_dir, settings=settings, device="cpu", progress=False)
     b = preexperience(qa_ds, tmp_path / "b", model=tiny_model_dir, settings=settings, device="cpu", progress=False)
-    settings.seed = 1
-    c = preexperience(qa_ds, tmp_path / "c", model=tiny_model_dir, settings=settings, device="cpu", progress=False)
+    c = preexperience(qa_ds, tmp_path / "c", model=tiny_model_dir, settings=dataclasses.replace(settings, seed=1),
+                      device="cpu", progress=False)
     base, wa, wb, wc = _weights(tiny_model_dir), _weights(a), _weights(b), _weights(c)
     name = "model.layers.0.mlp.down_proj.weight"
     assert not np.array_equal(base[name], wa[name])
@@ -300,18 +301,16 @@ def test_preexperience_is_deterministic_and_feeds_embed(tiny_model_dir, qa_ds, t
 
     # rewriting the folder in place is a new model for the cache: no stale embeddings
     old_key = EmbedStage(a).config()["local_id"]
-    settings.seed = 0
-    settings.steps = 4
-    preexperience(qa_ds, a, model=tiny_model_dir, settings=settings, device="cpu", progress=False)
+    preexperience(qa_ds, a, model=tiny_model_dir, settings=dataclasses.replace(settings, steps=4), device="cpu",
+                  progress=False)
     assert EmbedStage(a).config()["local_id"] != old_key
 
 
 def test_preexperience_refuses_a_foreign_folder(tiny_model_dir, qa_ds, tmp_path):
-    from openmathmix.errors import OpenMathMixError
     from openmathmix.stages.preexperience import preexperience
 
     (tmp_path / "keep.txt").write_text("not a model")
-    with pytest.raises(OpenMathMixError, match="not a pre-experienced model folder"):
+    with pytest.raises(OpenMathMixError, match="holds files that openmathmix did not write"):
         preexperience(qa_ds, tmp_path, model=tiny_model_dir, progress=False)
 
 

@@ -16,17 +16,17 @@ from helpers import MODEL_F32_ATOL, assert_f32_close
 
 pytest.importorskip("ray.data")
 
-import ray  # noqa: E402
-import ray.cloudpickle  # noqa: E402
+import ray
+import ray.cloudpickle
 
-from openmathmix.engines.ray import init_ray, run_stage_ray  # noqa: E402
-from openmathmix.errors import OpenMathMixError  # noqa: E402
-from openmathmix.models import load_tokenizer, resolve  # noqa: E402
-from openmathmix.schema import EMBEDDING, QS, QUALITY_SCORE  # noqa: E402
-from openmathmix.stages.base import run_stage  # noqa: E402
-from openmathmix.stages.embed import EmbedStage  # noqa: E402
-from openmathmix.stages.quality import ONESHOT_SCORES, ZERO_SHOT, OneShotStage, ZeroShotStage, encode_tests  # noqa: E402
-from openmathmix.stages.scorer import ScoreStage, train_scorer  # noqa: E402
+from openmathmix.engines.ray import init_ray, run_stage_ray
+from openmathmix.errors import OpenMathMixError
+from openmathmix.models import load_tokenizer, resolve
+from openmathmix.schema import EMBEDDING, QS, QUALITY_SCORE
+from openmathmix.stages.base import run_stage
+from openmathmix.stages.embed import EmbedStage
+from openmathmix.stages.quality import ONESHOT_SCORES, ZERO_SHOT, OneShotStage, ZeroShotStage, encode_tests
+from openmathmix.stages.scorer import ScoreStage, train_scorer
 
 # The crashing stage below is defined here; actors cannot import a test module, so it travels by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -30,6 +30,7 @@ import logging
 import os
 import resource
 import time
+import traceback
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -162,17 +163,21 @@ class ShardWorker:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import pyarrow.parquet as pq
 
-        summaries: dict[str, list] = {"shard": [], "rows": [], "seconds": [], "peak_rss_mib": []}
+        summaries: dict[str, list] = {"shard": [], "rows": [], "peak_rss_mib": [], "error": []}
         for shard, src, dst in zip(batch["shard"], batch["input"], batch["output"]):
-            start = time.perf_counter()
-            columns = pq.read_table(src).to_pydict()
-            out = run_shard(self.stage, columns, batch_size=self.batch_size, device=self.device)
-            n = len(next(iter(columns.values())))
-            _write_output(Path(dst), out, self.features, n, self.stage.take_counts())
+            n, error = 0, ""
+            self.stage.take_counts()  # counters of a shard that failed before belong to no shard
+            try:
+                columns = pq.read_table(src).to_pydict()
+                n = len(next(iter(columns.values())))
+                out = run_shard(self.stage, columns, batch_size=self.batch_size, device=self.device)
+                _write_output(Path(dst), out, self.features, n, self.stage.take_counts())
+            except Exception:  # noqa: BLE001 - sent to the driver, which raises it (see _compute)
+                error = traceback.format_exc()
             summaries["shard"].append(int(shard))
             summaries["rows"].append(n)
-            summaries["seconds"].append(time.perf_counter() - start)
             summaries["peak_rss_mib"].append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: KiB
+            summaries["error"].append(error)
         return {key: np.asarray(values) for key, values in summaries.items()}
 
 
@@ -217,19 +222,22 @@ def _compute(ds, stage, folder, bounds, outputs, todo, batch_size, report, actor
         failure = None
         try:
             for summary in summaries:
+                if summary["error"]:
+                    failure = (_cause_line(str(summary["error"])), str(summary["error"]))
+                    break  # closing the iteration stops the run and frees the actors
                 report.shards_computed += 1
                 report.worker_peak_rss_mib = max(report.worker_peak_rss_mib, float(summary["peak_rss_mib"]))
                 bar.update(int(summary["rows"]))
-        except Exception as err:  # re-raised below, once nothing holds the execution (see there)
-            failure = (_cause_line(err), str(err))
+        except Exception as err:  # noqa: BLE001 - Ray itself failed (an actor lost for good); re-raised below
+            failure = (_cause_line(str(err)), str(err))
         finally:
             summaries.close()
             bar.close()
             cache.remove_work(work)
     if failure is not None:
-        # The actors of a failed execution keep their CPUs/GPUs for as long as anything references the execution:
-        # the Ray exception's traceback does, and so would this frame's locals. Keep only the text of the remote
-        # traceback, drop the rest, so the next run (a retry in the same process) gets the resources back.
+        # A stage's exception comes back as a summary row, so the execution ends normally and frees its actors.
+        # When Ray itself raised, its actors keep their CPUs/GPUs for as long as anything references the execution
+        # (the exception's traceback does, in reference cycles): keep only the text, drop the rest, collect.
         del shards, summaries
         gc.collect()
         done = sum(cache.check_sealed(p, repair=False) is not None for p in outputs)
@@ -313,12 +321,12 @@ def _arrow_view(parquet: Path, rows: int):
     return Dataset.from_file(str(arrow))
 
 
-def _cause_line(err: BaseException) -> str:
-    """Ray re-raises an actor's exception as text: the remote traceback, then Ray's wrappers. The line that ends
-    the first traceback ("Crash: simulated crash in batch 4") names the cause."""
-    text = str(err).split("The above exception was the direct cause")[0]
+def _cause_line(text: str) -> str:
+    """The line that ends the first traceback in `text` ("Crash: simulated crash in batch 4"): the cause. Ray's own
+    exceptions append their wrappers after a "direct cause" line."""
+    text = text.split("The above exception was the direct cause")[0]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
+    return lines[-1] if lines else "no message"
 
 
 def _import_ray():

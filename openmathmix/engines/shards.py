@@ -13,13 +13,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import OpenMathMixError
 
-__all__ = ["shard_bounds", "shard_order", "run_shard"]
+__all__ = ["run_shard", "shard_bounds", "shard_order"]
 
 
 def shard_bounds(n_rows: int, shard_rows: int) -> list[tuple[int, int]]:
@@ -30,7 +31,7 @@ def shard_bounds(n_rows: int, shard_rows: int) -> list[tuple[int, int]]:
     n_shards = max(1, -(-n_rows // shard_rows))
     div, mod = divmod(n_rows, n_shards)
     starts = [div * i + min(i, mod) for i in range(n_shards + 1)]
-    return list(zip(starts[:-1], starts[1:]))
+    return list(itertools.pairwise(starts))
 
 
 def shard_order(stage, columns: dict[str, list]) -> np.ndarray | None:

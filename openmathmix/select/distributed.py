@@ -25,6 +25,7 @@ products and sums are exact (the tests use small integers) it is identical, ties
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -49,7 +50,7 @@ def block_bounds(n: int, world: int) -> list[tuple[int, int]]:
     """[start, end) of each rank's contiguous block: sizes differ by at most one row, the longer blocks first."""
     div, mod = divmod(n, world)
     starts = [div * r + min(r, mod) for r in range(world + 1)]
-    return list(zip(starts[:-1], starts[1:]))
+    return list(itertools.pairwise(starts))
 
 
 def k_center_greedy_distributed(local_emb: Any, k: int, **kwargs: Any) -> np.ndarray:
@@ -168,7 +169,7 @@ def rank_scope_distributed(local_emb: Any, local_quality: Any | None, keep: int,
     return np.concatenate([order, pool[: keep - picks]]) if keep > picks else order
 
 
-# ----- per-rank state --------------------------------------------------------------------------------------------------
+# ----- per-rank state ------------------------------------------------------------------------------------------------
 
 
 class _Block:
@@ -266,7 +267,7 @@ def _absorb_pool(torch, dist, group, block: _Block, pool: np.ndarray, d: int, ac
         block.absorb(rows[i, 1:].to(block.x.dtype), rows[i, 0:1])
 
 
-# ----- validation ------------------------------------------------------------------------------------------------------
+# ----- validation ----------------------------------------------------------------------------------------------------
 
 
 def _rows(emb: Any) -> int:
@@ -292,7 +293,8 @@ def _local_inputs(torch, emb: Any, quality: Any | None, storage) -> tuple[str | 
     q = q.astype(np.float64)
     if not np.isfinite(q).all() or (q < 0).any():
         bad = np.flatnonzero(~np.isfinite(q) | (q < 0))
-        return f"quality must be finite and >= 0 (Eq. 4); {len(bad)} bad value(s), first at local row {bad[0]}", x, None
+        problem = f"quality must be finite and >= 0 (Eq. 4); {len(bad)} bad value(s), first at local row {bad[0]}"
+        return problem, x, None
     return None, x, q
 
 
