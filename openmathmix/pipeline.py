@@ -7,7 +7,7 @@ Each entry of `STEPS` is one step with one contract: it reads the typed artifact
 `Artifacts`), computes its own (cached by `openmathmix.cache` under a key of its inputs and settings), and returns
 it. Adding a step is adding one function and one entry. The order:
 
-    sources -> embed -> quality -> scorer -> score -> select -> release
+    sources -> hygiene -> embed -> quality -> scorer -> score -> select -> release
 
 Settings come from one profile (`openmathmix.settings`: `paper` for every paper preset, `demo` for the demo) with the
 user's overrides on top; the model is resolved once; `--out` is checked before any work starts.
@@ -16,6 +16,7 @@ user's overrides on top; the model is resolved once; `--out` is checked before a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -45,6 +46,7 @@ class Context:
     cache_dir: Path
     out_dir: Path
     data_files: Mapping[str, list[str]] = field(default_factory=dict)
+    benchmark_files: Mapping[str, list[str]] = field(default_factory=dict)  # benchmark -> the user's files
     repo_id: str | None = None
     keep_embedding: bool = False
     progress: bool = True
@@ -73,6 +75,8 @@ class Artifacts:
 
     pool: Any = None  # Dataset: every source row in the shared schema (sources)
     inputs: dict[str, Any] = field(default_factory=dict)  # source -> BuildReport (sources)
+    hygiene: Any = None  # HygieneReport: decontamination and deduplication of the pool (hygiene)
+    hygiene_test_set: Any = None  # HygieneReport: pool rows that copy a Dt row, dropped after Dt is drawn (quality)
     embedded: Any = None  # Dataset: pool + embedding (embed)
     test_set: Any = None  # Dataset or None: an embedded Dt pool from a source outside the preset (embed)
     scored_sample: Any = None  # Dataset: Dp with qs (quality)
@@ -81,6 +85,7 @@ class Artifacts:
     scorer_results: dict[str, dict] = field(default_factory=dict)  # task -> ScorerResult.to_dict() (scorer)
     scored: Any = None  # Dataset: every row with quality_score (score)
     mixture: Any = None  # Dataset: the selected rows with their rank (select)
+    pool_ranked: Any = None  # Dataset: every row that entered selection, its rank and whether it was kept (select)
     composition: Any = None  # MixtureReport (select)
     release: Path | None = None  # the release folder (release)
 
@@ -109,6 +114,18 @@ def step_sources(ctx: Context, art: Artifacts) -> str:
     return f"{len(ctx.preset.source_names)} sources, {len(art.pool):,} rows"
 
 
+def step_hygiene(ctx: Context, art: Artifacts) -> str:
+    """Decontamination against benchmark test sets, exact and near-duplicate removal across sources (cached)."""
+    h = ctx.settings.hygiene
+    benchmarks = {name: load_benchmark(ctx, name) for name in (*h.benchmarks, *ctx.benchmark_files)} if h.enabled \
+        else {}
+    art.pool, art.hygiene = cached_hygiene(ctx, art.pool, benchmarks, h)
+    if not h.enabled:
+        return f"off: all {art.hygiene.rows_in:,} rows kept (the paper's raw pool)"
+    counts = ", ".join(f"{k} {v:,}" for k, v in art.hygiene.counts.items() if v) or "nothing dropped"
+    return f"{art.hygiene.rows_kept:,} of {art.hygiene.rows_in:,} rows kept ({counts})"
+
+
 def step_embed(ctx: Context, art: Artifacts) -> str:
     """Mean-pooled last hidden state of every row (optionally projected), and of an outside Dt pool."""
     from .stages.base import run_stage
@@ -134,7 +151,7 @@ def step_quality(ctx: Context, art: Artifacts) -> str:
     q, run = ctx.settings.quality, ctx.settings.run
     test_source = q.test_source
     test_sources = [test_source] if test_source is not None and art.test_set is None else None
-    art.scored_sample, art.quality = compute_quality(
+    scored_sample, art.quality = compute_quality(
         art.embedded, n1=q.n1, n2=q.n2, test_sources=test_sources, test_ds=art.test_set,
         split_by_task=ctx.split_by_task, test_selection=q.test_selection, pool_size=q.pool_size,
         model=ctx.model, device=run.device, dtype=run.dtype, seed=ctx.seed, max_test_tokens=q.max_test_tokens,
@@ -142,7 +159,15 @@ def step_quality(ctx: Context, art: Artifacts) -> str:
         cache_dir=str(ctx.cache_dir), batch_size=q.batch_rows, shard_rows=q.shard_rows, progress=ctx.progress,
         return_report=True,
     )
-    return art.quality.summary().removeprefix("quality: ")
+    art.scored_sample = scored_sample
+    line = art.quality.summary().removeprefix("quality: ")
+    if ctx.settings.hygiene.enabled and ctx.settings.hygiene.decontaminate_test_set:
+        test_set = _test_rows(art)
+        only_decontaminate = dataclasses.replace(ctx.settings.hygiene, exact_dedup=False, near_dedup=False)
+        art.embedded, art.hygiene_test_set = cached_hygiene(ctx, art.embedded, {"test_set": test_set},
+                                                            only_decontaminate)
+        line += f"; {art.hygiene_test_set.rows_dropped:,} pool row(s) copying a test sample dropped"
+    return line
 
 
 def step_scorer(ctx: Context, art: Artifacts) -> str:
@@ -175,33 +200,82 @@ def step_select(ctx: Context, art: Artifacts) -> str:
 
 
 def step_release(ctx: Context, art: Artifacts) -> str:
-    """Parquet configs (default + nested subsets), card, figures, manifest."""
+    """Parquet configs (default, nested subsets, the scored pool), card with its sections and figures, manifest."""
+    import tempfile
+
     from .release import write_release
     from .select.mixture import iter_subsets
 
     scorer_report = {
         "kind": ctx.settings.scorer.kind,
         "scorers": {task if task != "*" else "all": {
-            "task": r.get("task"), "pearson": r.get("pearson"), "p_value": r.get("p_value"),
-            "n_eval": r.get("heldout_rows"), "train_rows": r.get("train_rows"), "label_counts": r.get("label_counts"),
+            "task": r.get("task"), "pearson": r.get("r", r.get("pearson")), "n_eval": r.get("n", r.get("heldout_rows")),
+            "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "method": r.get("method"),
+            "model": r.get("model"), "p_value": r.get("p_value"), "train_rows": r.get("train_rows"),
+            "label_counts": r.get("label_counts"),
         } for task, r in art.scorer_results.items()},
     }
-    art.release = write_release(
-        art.mixture, ctx.out_dir,
-        subsets=dict(iter_subsets(art.mixture, ctx.preset.subset_ratios)),
-        composition=art.composition,
-        settings=release_settings(ctx, art),
-        description=ctx.preset.description,
-        scorer_report=scorer_report,
-        sources=list(ctx.preset.source_names),
-        keep_embedding=ctx.keep_embedding,
-        repo_id=ctx.repo_id,
-    )
+    with tempfile.TemporaryDirectory(prefix="openmathmix-figures-") as scratch:
+        art.release = write_release(
+            art.mixture, ctx.out_dir,
+            pool=art.pool_ranked,
+            subsets=dict(iter_subsets(art.mixture, ctx.preset.subset_ratios)),
+            composition=art.composition,
+            settings=release_settings(ctx, art),
+            description=ctx.preset.description,
+            scorer_report=scorer_report,
+            sources=list(ctx.preset.source_names),
+            sections=card_sections(ctx, art),
+            extra_figures=card_figures(art, Path(scratch)),
+            keep_embedding=ctx.keep_embedding,
+            repo_id=ctx.repo_id,
+        )
     return str(art.release)
+
+
+def card_sections(ctx: Context, art: Artifacts) -> list:
+    """The card sections the steps contribute: data hygiene, the scorer's agreement per source."""
+    from .release import CardSection
+
+    sections = []
+    if art.hygiene is not None:
+        text = art.hygiene.to_markdown()
+        if art.hygiene_test_set is not None:
+            text += (f"\nAfter the test set Dt of the quality score was drawn, {art.hygiene_test_set.rows_dropped:,} "
+                     "pool row(s) sharing an n-gram with a Dt sample (Dt's own rows included) were dropped as "
+                     "well, so the mixture holds none of the rows the quality scores were measured on.\n")
+        sections.append(CardSection("Data hygiene", text))
+    rows = []
+    for task, r in art.scorer_results.items():
+        real, predicted = r.get("mean_qs_per_source") or {}, r.get("mean_score_per_source") or {}
+        for source in sorted(real, key=lambda k: -real[k]):
+            score = predicted.get(source)
+            rows.append(f"| {task if task != '*' else 'all'} | {source} | {real[source]:.3f} | "
+                        f"{'' if score is None else f'{score:.2f}'} |")
+    if rows:
+        sections.append(CardSection("Quality score per source", (
+            "Mean one-shot quality score (QS, in [0, 1]) of each source's scored sample, beside the scorer's mean "
+            "score (1-5) on the same rows, scored by a model that never saw them:\n\n"
+            "| scorer | source | mean QS | mean scorer score |\n|---|---|---:|---:|\n" + "\n".join(rows) + "\n")))
+    return sections
+
+
+def card_figures(art: Artifacts, scratch: Path) -> list:
+    """Figures the steps contribute: the scorer-vs-QS scatter (Figure 4 of the paper)."""
+    from .release import CardFigure
+    from .stages.scorer import save_scorer_scatter
+
+    if not art.scorer_results:
+        return []
+    path = save_scorer_scatter(scratch / "scorer_scatter.png", art.scorer_results)
+    return [CardFigure(path, "Scorer against real quality score",
+                       "Each point is a scored row the scorer never saw: its scorer score against its one-shot QS, "
+                       "one panel per scorer, with Pearson r, its 95 % interval and the row count.")]
 
 
 STEPS: tuple[Step, ...] = (
     Step("sources", step_sources),
+    Step("hygiene", step_hygiene),
     Step("embed", step_embed),
     Step("quality", step_quality),
     Step("scorer", step_scorer),
@@ -344,6 +418,54 @@ def cached_source(name: str, files: list[str] | None, cache_dir: Path):
     return Dataset.from_file(str(arrow)), report
 
 
+def load_benchmark(ctx: Context, name: str):
+    """A benchmark's test items: the user's files, else its bundled fixtures (demo), else the Hub."""
+    from .hygiene import build_benchmark, build_benchmark_files
+    from .hygiene.benchmarks import benchmark_fixture_files
+
+    if ctx.benchmark_files.get(name):
+        try:
+            return build_benchmark(name, ctx.benchmark_files[name])
+        except KeyError:  # not a registered benchmark: a test set of the user's own
+            return build_benchmark_files(name, ctx.benchmark_files[name])
+    return build_benchmark(name, benchmark_fixture_files(name) if ctx.settings.fixtures else None)
+
+
+def cached_hygiene(ctx: Context, pool, benchmarks: Mapping[str, Any], settings) -> tuple[Any, Any]:
+    """`hygiene.run_hygiene` once per (pool, benchmarks, settings): the kept rows' indices and the report are sealed
+    in the cache, and the kept rows are always `pool.select(indices)` (the same fingerprint on every run)."""
+    import json
+
+    import numpy as np
+
+    from .hygiene import HygieneReport, run_hygiene
+
+    digest = cache.key({"pool": fingerprint(pool), "settings": settings.to_dict(),
+                        "benchmarks": {n: fingerprint(b) for n, b in benchmarks.items()}})
+    folder = cache.entry(ctx.cache_dir, "hygiene", "hygiene", digest)
+    kept_file = folder / "kept.npy"
+    with cache.lock(kept_file):
+        record = cache.check_sealed(kept_file)
+        if record is None:
+            _, report = run_hygiene(pool, benchmarks=benchmarks, settings=settings, progress=ctx.progress)
+            dropped = set(report.dropped.column("id").to_pylist()) if report.dropped is not None else set()
+            kept = np.array([i for i, row_id in enumerate(pool["id"]) if row_id not in dropped], dtype=np.int64)
+            np.save(kept_file, kept)
+            record = cache.seal(kept_file, rows=len(kept), report=json.loads(json.dumps(report.to_dict())))
+    kept = np.load(kept_file)
+    report = HygieneReport(**record["report"])
+    report.check()
+    return (pool if len(kept) == len(pool) else pool.select(kept)), report
+
+
+def _test_rows(art: Artifacts):
+    """Dt as a Dataset of question/answer (ids from the quality report), from the pool or the outside test pool."""
+    wanted = [t["id"] for t in art.quality.test_set]
+    source = art.test_set if art.test_set is not None else art.embedded
+    position = {row_id: i for i, row_id in enumerate(source["id"])}
+    return source.select([position[i] for i in wanted]).select_columns(["id", "question", "answer"])
+
+
 def _embed_stage(ctx: Context):
     from .stages.embed import EmbedStage
 
@@ -400,9 +522,12 @@ def release_settings(ctx: Context, art: Artifacts) -> dict:
         scorer_model = {"name": f"classifier on {ctx.model.public_name()}", "revision": ctx.model.revision}
     else:
         scorer_model = {"name": f"light MLP on the embeddings (hidden {s.scorer.hidden})", "revision": None}
+    from .settings import as_record
+
     return {
         "preset": ctx.preset.name,
         "preset_file": ctx.preset.origin,
+        "profile": s.profile,
         "setting": ctx.preset.setting,
         "seed": ctx.seed,
         "init_size": ctx.preset.init_size,
@@ -426,4 +551,9 @@ def release_settings(ctx: Context, art: Artifacts) -> dict:
         "sources_in": {name: {"rows": r.rows_out, "dropped": r.n_dropped,
                               "inputs": [Path(i).name if "://" not in i else i for i in r.inputs]}
                        for name, r in art.inputs.items()},
+        "hygiene": None if art.hygiene is None else art.hygiene.to_dict(),
+        "hygiene_test_set": None if art.hygiene_test_set is None else {
+            "rows_in": art.hygiene_test_set.rows_in, "rows_dropped": art.hygiene_test_set.rows_dropped,
+            "examples": art.hygiene_test_set.examples},
+        "resolved_settings": as_record(s),
     }

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import xxhash
 
-from openmathmix.errors import DataFileError, MissingColumnsError, PresetError, SchemaError, UnknownSourceError
+from openmathmix.errors import DataFileError, MissingColumnsError, ConfigError, SchemaError, UnknownSourceError
 from openmathmix.hygiene import (
     HygieneSettings,
     build_benchmark,
@@ -423,9 +423,9 @@ def test_bad_inputs_raise_clear_errors(planted):
         run_hygiene(pool, benchmarks={"a:b": _bench([("q", "a")])}, progress=False)
     with pytest.raises(MissingColumnsError, match="'question'"):
         run_hygiene(pool, benchmarks={"b": datasets.Dataset.from_dict({"problem": ["x"]})}, progress=False)
-    with pytest.raises(PresetError, match="bands x rows_per_band"):
+    with pytest.raises(ConfigError, match="bands x rows_per_band"):
         HygieneSettings(bands=64)
-    with pytest.raises(PresetError, match="min_item_words"):
+    with pytest.raises(ConfigError, match="min_item_words"):
         HygieneSettings(ngram=5, min_item_words=8)
     with pytest.raises(ValueError, match="benchmark_fields"):
         HygieneSettings(benchmark_fields=("solution",))

@@ -16,7 +16,7 @@ from .benchmarks import Benchmark, build_benchmark, build_benchmark_files, get_b
 from .normalize import normalize, normalize_text
 from .rephrase import rephrasing_candidates
 from .report import HygieneReport
-from .settings import HygieneSettings
+from ..settings import HygieneSettings
 from .step import run_hygiene
 
 __all__ = [

@@ -34,7 +34,7 @@ from .dedup import (
 from .ngrams import Windows
 from .normalize import NORMALIZATION_VERSION, Tokens, tokenize
 from .report import CONTAMINATED, EXACT, KEPT, KINDS, NEAR, HygieneReport
-from .settings import HygieneSettings
+from ..settings import HygieneSettings
 
 POOL_COLUMNS = ("id", "source", "task", "question", "answer")
 KEEP_RULE = ("in every group of duplicates the row of the source listed first in the settings' source_priority is "

@@ -329,7 +329,9 @@ def scorer_rows(scorer: dict[str, Any]) -> list[dict[str, Any]]:
     for name, report in (scorer.get("scorers") or {}).items():
         pearson = report.get("pearson")
         rows.append({"name": name, "pearson": None if pearson is None else float(pearson),
-                     "paper": PAPER_PEARSON.get(report.get("task") or name), "n": report.get("n_eval")})
+                     "paper": PAPER_PEARSON.get(report.get("task") or name), "n": report.get("n_eval"),
+                     "ci_low": report.get("ci_low"), "ci_high": report.get("ci_high"),
+                     "method": report.get("method"), "model": report.get("model")})
     return rows
 
 
