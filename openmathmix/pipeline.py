@@ -176,7 +176,8 @@ def step_scorer(ctx: Context, art: Artifacts) -> str:
     for task in tasks:
         folder, result = cached_scorer(ctx, art.scored_sample, task)
         art.scorers[task], art.scorer_results[task] = folder, result
-    return "; ".join(f"{t}: r = {_r(r.get('pearson'))} on {r.get('heldout_rows')} held-out rows"
+    return "; ".join(f"{t}: {r.get('model')}, r = {_r(r.get('r'))} "
+                     f"[{_r(r.get('ci_low'))}, {_r(r.get('ci_high'))}] on {r.get('n')} rows ({r.get('method')})"
                      for t, r in art.scorer_results.items())
 
 
@@ -209,7 +210,7 @@ def step_release(ctx: Context, art: Artifacts) -> str:
     scorer_report = {
         "kind": ctx.settings.scorer.kind,
         "scorers": {task if task != "*" else "all": {
-            "task": r.get("task"), "pearson": r.get("r", r.get("pearson")), "n_eval": r.get("n", r.get("heldout_rows")),
+            "task": r.get("task"), "pearson": r.get("r"), "n_eval": r.get("n"),
             "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "method": r.get("method"),
             "model": r.get("model"), "p_value": r.get("p_value"), "train_rows": r.get("train_rows"),
             "label_counts": r.get("label_counts"),
@@ -484,12 +485,15 @@ def cached_scorer(ctx: Context, scored, task: str) -> tuple[str, dict]:
     from .stages.scorer import train_scorer
 
     s = ctx.settings.scorer
-    options: dict[str, Any] = {"seed": ctx.seed, "heldout": s.heldout, "task": None if task == "*" else task}
+    options: dict[str, Any] = {"seed": ctx.seed, "heldout": s.heldout, "task": None if task == "*" else task,
+                               "folds": s.folds, "learning_rate": s.resolved_learning_rate,
+                               "batch_size": s.resolved_batch_size}
     if s.kind == "light":
         options.update(hidden=s.hidden, epochs=int(s.resolved_epochs))
         digest = cache.key({"data": fingerprint(scored), "kind": s.kind, **options})
     else:
-        options.update(epochs=s.resolved_epochs, device=ctx.settings.run.device, progress=False)
+        options.update(epochs=s.resolved_epochs, grad_accum=s.grad_accum, max_length=s.max_length,
+                       device=ctx.settings.run.device, progress=False)
         digest = cache.key({"data": fingerprint(scored), "kind": s.kind, "model": ctx.model.key(), **options})
         options["model"] = ctx.model
     folder = cache.entry(ctx.cache_dir, "scorers", f"{s.kind}-{task.replace('*', 'all')}", digest)

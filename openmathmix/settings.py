@@ -95,9 +95,11 @@ class ScorerSettings:
     epochs: float | None = _f(None, "None: 2 for the classifier, 100 for the light head")
     heldout: float = _f(0.1, "share of the scored sample kept out of training to measure Pearson r")
     split_by_task: bool | None = _f(None, "one scorer per task; None: yes in the large setting, no in the base setting")
-    hidden: int = _f(256, "light head's hidden width (0 = softmax regression)")
-    learning_rate: float | None = _f(None, "None: 2e-5 classifier, 1e-3 light")
-    batch_size: int | None = _f(None, "None: 8 classifier, 64 light")
+    hidden: int | None = _f(None, "light: one MLP hidden width to try beside the linear candidates (0: linear only; "
+                                  "None: the default candidate set, chosen by cross-validation)")
+    folds: int = _f(5, "k of the cross-validation that chooses the light scorer and measures r")
+    learning_rate: float | None = _f(None, "None: 2e-5 classifier, 1e-2 light (Adam on the MLP candidates)")
+    batch_size: int | None = _f(None, "None: 8 classifier, 128 light")
     grad_accum: int = _f(1, "classifier: gradient accumulation steps")
     max_length: int = _f(512, "classifier: tokens per row")
     score_batch_rows: int = _f(256, "rows per batch when scoring every row")
@@ -113,13 +115,13 @@ class ScorerSettings:
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return 2e-5 if self.kind == "classifier" else 1e-3
+        return 2e-5 if self.kind == "classifier" else 1e-2
 
     @property
     def resolved_batch_size(self) -> int:
         if self.batch_size is not None:
             return self.batch_size
-        return 8 if self.kind == "classifier" else 64
+        return 8 if self.kind == "classifier" else 128
 
 
 @dataclass(frozen=True)

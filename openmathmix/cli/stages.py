@@ -300,7 +300,7 @@ def _add_scorer(sub) -> None:
     add_model_args(t)
     add_setting_args(t, {"--kind": "scorer.kind", "--epochs": "scorer.epochs", "--lr": "scorer.learning_rate",
                          "--batch-size": "scorer.batch_size", "--grad-accum": "scorer.grad_accum",
-                         "--max-length": "scorer.max_length", "--hidden": "scorer.hidden",
+                         "--max-length": "scorer.max_length", "--hidden": "scorer.hidden", "--folds": "scorer.folds",
                          "--heldout": "scorer.heldout"},
                      choices={"--kind": ("classifier", "light")})
     t.add_argument("--task", default=None, help="train on the rows of this task only (e.g. reasoning)")
@@ -315,6 +315,7 @@ def _run_scorer_train(args) -> int:
     settings, ds = start(args)
     s = settings.scorer
     common = {"seed": args.seed, "heldout": s.heldout, "task": args.task, "epochs": s.resolved_epochs,
+              "folds": s.folds,
               "learning_rate": s.resolved_learning_rate, "batch_size": s.resolved_batch_size}
     if s.kind == "classifier":
         if settings.run.dtype not in ("auto", "float32"):
