@@ -49,9 +49,13 @@ SOURCES = {  # name -> (question key, answer key, other fields of the native for
     "mmiqc": ("instruction", "output", {}),
     "alpaca": ("instruction", "output", {"input": ""}),
 }
-WORDS = ("the a of to and is in that for it with as on be by this are from at or an which number total each so "
-         "we find then solve equal sum times minus plus divide answer step value how many apples train speed hours "
-         "price cost left more less than twice half 2 3 5 7 10 12 15 20 24 36 48 60 100 1000 x y n").split()
+WORDS = [
+    "the", "a", "of", "to", "and", "is", "in", "that", "for", "it", "with", "as", "on", "be", "by", "this", "are",
+    "from", "at", "or", "an", "which", "number", "total", "each", "so", "we", "find", "then", "solve", "equal",
+    "sum", "times", "minus", "plus", "divide", "answer", "step", "value", "how", "many", "apples", "train",
+    "speed", "hours", "price", "cost", "left", "more", "less", "than", "twice", "half", "2", "3", "5", "7", "10",
+    "12", "15", "20", "24", "36", "48", "60", "100", "1000", "x", "y", "n"
+]
 STEPS = ("sources", "embed", "quality", "scorer", "score", "select", "write")
 
 
@@ -64,6 +68,9 @@ def parse_args(argv=None):
     p.add_argument("--n2", type=int, default=8, help="test samples for the quality step")
     p.add_argument("--token-budget", type=int, default=8192, help="embedding tokens per forward (build default)")
     p.add_argument("--work-dir", default=None, help="scratch folder (default: a temporary folder, removed)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads, here and in the Ray actor (default 1: on a shared 2-vCPU machine two "
+                        "threads ran the tiny model 4-5x slower than one, spinning against other processes)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -72,14 +79,14 @@ def parse_args(argv=None):
 
 
 def write_sources(folder: Path, rows: int, seed: int) -> dict[str, list[str]]:
-    """One JSONL file per source with rows // 4 synthetic rows (questions 8-40 words, answers 15-100 words)."""
+    """One JSONL file per source with rows // 4 synthetic rows (questions 5-25 words, answers 10-50 words)."""
     rng = np.random.default_rng(seed)
     words = np.array(WORDS)
     files = {}
     per = rows // len(SOURCES)
     for s, (name, (qk, ak, other)) in enumerate(SOURCES.items()):
         n = per + (1 if s < rows % len(SOURCES) else 0)
-        q_len, a_len = rng.integers(8, 41, n), rng.integers(15, 101, n)
+        q_len, a_len = rng.integers(5, 26, n), rng.integers(10, 51, n)
         picks = rng.integers(0, len(words), int(q_len.sum() + a_len.sum()))
         at = 0
         path = folder / f"{name}.jsonl"
@@ -160,7 +167,8 @@ def run_pipeline(rows: int, engine: str, args, work: Path, model: str) -> dict:
         if engine == "ray":
             from openmathmix.engines.ray import run_stage_ray
 
-            out = run_stage_ray(ds, stage, cache / "ray" / stage.name, progress=False)
+            out = run_stage_ray(ds, stage, cache / "ray" / stage.name, actors=1, cpus_per_actor=args.threads,
+                                progress=False)
             extra["worker_rss_mib"] = stage.report.worker_peak_rss_mib
             return out
         return run_stage(ds, stage, cache_dir=cache, device="cpu", progress=False)
@@ -212,6 +220,7 @@ def main(argv=None) -> int:
     import torch
 
     datasets.disable_progress_bars()
+    torch.set_num_threads(args.threads)
     sizes = sorted(int(x) for x in args.rows.split(","))
     if args.ray_rows and args.ray_rows not in sizes:
         raise SystemExit(f"--ray-rows {args.ray_rows} must be one of --rows {sizes} (its local run is the reference)")

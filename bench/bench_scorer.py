@@ -135,6 +135,10 @@ def main(argv=None) -> int:
         print(f"         shipped: {result.model} ({result.why})")
         print(f"  ridge: r = {ridge[task]:.3f} [{lo:.3f}, {hi:.3f}] Fisher z; alpha = {RIDGE_ALPHA_PER_DIM} x dim, "
               "5 folds, pooled out-of-fold")
+        others = {a: pearson(ridge_baseline(x, qs, alpha=a * x.shape[1], seed=args.seed), qs)
+                  for a in (0.01, 0.1, 10.0, 100.0)}
+        print("         other fixed penalties (alpha / dim: r): "
+              + ", ".join(f"{a:g}: {r:.3f}" for a, r in others.items()))
         print("  candidates (k-fold CV r on all rows; the shipped scorer's choice):")
         for row in result.candidates:
             r = "n/a" if row["cv_r"] is None else f"{row['cv_r']:.3f}"

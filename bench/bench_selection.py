@@ -126,7 +126,6 @@ def main() -> None:
     args = p.parse_args()
 
     from openmathmix.evaluate import (
-        EvaluateSettings,
         evaluate,
         evaluation_markdown,
         load_benchmark,
@@ -134,6 +133,7 @@ def main() -> None:
         pool_from_dataset,
         write_figure,
     )
+    from openmathmix.settings import EvaluateSettings
     from openmathmix.stages.base import DEFAULT_CACHE
 
     start = time.perf_counter()

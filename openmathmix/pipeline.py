@@ -133,7 +133,7 @@ def step_embed(ctx: Context, art: Artifacts) -> str:
     stage = _embed_stage(ctx)
     e = ctx.settings.embed
     run = {"cache_dir": ctx.cache_dir, "device": ctx.settings.run.device, "progress": ctx.progress,
-           "batch_size": e.batch_rows, "shard_rows": e.shard_rows}
+           "batch_size": e.batch_rows, "shard_rows": e.shard_rows, **_engine(ctx)}
     art.embedded = run_stage(art.pool, stage, **run)
     line = _stage_line(stage.report, "rows")
     test_source = ctx.settings.quality.test_source
@@ -157,7 +157,7 @@ def step_quality(ctx: Context, art: Artifacts) -> str:
         model=ctx.model, device=run.device, dtype=run.dtype, seed=ctx.seed, max_test_tokens=q.max_test_tokens,
         max_example_tokens=q.max_example_tokens, chunk_rows=q.chunk_rows, chunk_tokens=q.chunk_tokens,
         cache_dir=str(ctx.cache_dir), batch_size=q.batch_rows, shard_rows=q.shard_rows, progress=ctx.progress,
-        return_report=True,
+        return_report=True, **_engine(ctx),
     )
     art.scored_sample = scored_sample
     line = art.quality.summary().removeprefix("quality: ")
@@ -187,7 +187,8 @@ def step_score(ctx: Context, art: Artifacts) -> str:
 
     s, run = ctx.settings.scorer, ctx.settings.run
     art.scored = score_dataset(art.embedded, art.scorers, device=run.device, dtype=run.dtype, cache_dir=ctx.cache_dir,
-                               batch_size=s.score_batch_rows, shard_rows=s.score_shard_rows, progress=ctx.progress)
+                               batch_size=s.score_batch_rows, shard_rows=s.score_shard_rows, progress=ctx.progress,
+                               **_engine(ctx))
     return f"{len(art.scored):,} rows scored"
 
 
@@ -465,6 +466,10 @@ def _test_rows(art: Artifacts):
     source = art.test_set if art.test_set is not None else art.embedded
     position = {row_id: i for i, row_id in enumerate(source["id"])}
     return source.select([position[i] for i in wanted]).select_columns(["id", "question", "answer"])
+
+
+def _engine(ctx: Context) -> dict[str, Any]:
+    return {"engine": ctx.settings.run.engine, "ray_address": ctx.settings.run.ray_address}
 
 
 def _embed_stage(ctx: Context):

@@ -3,7 +3,10 @@
     paper  Appendix A of the paper: n1 = 2,000 prompt samples per source, n2 = 100 tests from the MATH CoT part of
            MathInstruct, |s0| = 100, classifier scorers trained for 2 epochs, 1,024 tokens per sample. The default
            profile of every paper preset.
-    demo   small enough for a 2-core CPU in minutes with the embedded 135M model.
+    demo   `make demo`: generated data with rows of known kinds (openmathmix.demo), settings large enough for the
+           one-shot scores to tell the kinds apart, small enough for a 2-core CPU in minutes with the embedded
+           135M model; the build also compares the selection strategies (no training).
+    fixtures  the bundled fixture files of every source (5-10 rows each) with tiny settings: the plumbing in seconds.
 
 `openmathmix build` and every stage command start from the same profile (`profile(name)`) and overlay the flags the
 user gave (`overlay(settings, {"quality.n1": 40, ...})`). The resolved values are recorded in `manifest.json` and on
@@ -25,7 +28,9 @@ __all__ = [
     "CACHE_DIR",
     "MODELS_DIR",
     "PROFILES",
+    "DemoSettings",
     "EmbedSettings",
+    "EvaluateSettings",
     "HygieneSettings",
     "PreexperienceSettings",
     "QualitySettings",
@@ -58,6 +63,8 @@ class RunSettings:
 
     device: str | None = _f(None, "cpu, cuda, cuda:N; None: every visible GPU, else the CPU")
     dtype: str = _f("auto", "auto (bf16 where the GPU/CPU has it natively, else fp32), float32, bfloat16, float16")
+    engine: str = _f("local", "local: datasets.map, one process per GPU of this machine; ray: a Ray cluster")
+    ray_address: str | None = _f(None, "Ray cluster to use with --engine ray: auto, HOST:PORT (None: a local one)")
 
 
 @dataclass(frozen=True)
@@ -223,6 +230,59 @@ class PreexperienceSettings:
 
 
 @dataclass(frozen=True)
+class EvaluateSettings:
+    """The strategy comparison (`openmathmix evaluate`, and the build's evaluate step when `enabled`)."""
+
+    enabled: bool = _f(False, "build: compare the strategies on the scored pool (no training) for the card")
+    # What is compared
+    budget: float = 0.1  # share of the pool each strategy picks (the paper's smallest nested subset, ratio_10)
+    strategies: tuple[str, ...] = ("qads", "kcenter", "score", "random", "length")  # select.strategies.STRATEGIES
+    seeds: tuple[int, ...] = (0, 1)  # one run per strategy and seed: the seed draws s0 / the random order and
+    #                                  seeds the proxy fine-tune; at least two, so every mean has a spread
+    scope: str = "source"  # "source": each source ranked on its own and cut to ceil(budget * rows) (the paper's
+    #                        per-dataset scope, equal composition for all strategies); "pool": one ranking of the
+    #                        whole pool cut to ceil(budget * rows) (composition differs by strategy)
+    init_size: int = 100  # |s0| of qads / kcenter per scope (the paper's 100, select.kcenter.DEFAULT_INIT_SIZE)
+
+    # Selection metrics (no training)
+    near_duplicate_cosine: float = 0.95  # two subset rows are near-duplicates when their embeddings' cosine exceeds it
+    distance_block: int = 1 << 22  # most float32 entries of one distance / similarity block (16 MiB); exact either way
+
+    # Proxy fine-tune (--train)
+    model: str | None = None  # proxy model: Hub id or folder; None = the embedded SmolLM2-135M-Instruct
+    epochs: float = 1.0  # passes over the subset (same for all strategies: equal subset sizes give equal steps)
+    max_steps: int | None = None  # fixed optimizer steps instead of epochs (None: use epochs)
+    batch_size: int = 8  # rows per device batch
+    grad_accum: int = 1  # batches per optimizer step
+    learning_rate: float = 2e-5  # AdamW, linear decay (TRL's SFT default)
+    warmup_ratio: float = 0.0  # share of the steps with a linear learning-rate warm-up
+    max_length: int = 512  # tokens per training row (prompt + answer); longer rows lose the end of the answer
+    lora: bool = False  # train LoRA adapters (peft) instead of every weight
+    lora_r: int = 16  # LoRA rank
+    lora_alpha: int = 32  # LoRA scaling numerator (alpha / r scales the update)
+    lora_dropout: float = 0.05  # dropout on the LoRA branch
+    dtype: str = "auto"  # "auto": bf16 autocast on GPUs and on CPUs with native bf16, else fp32; or float32/bfloat16
+
+    # Benchmarks
+    benchmark_limit: int | None = 200  # first N items of each benchmark (None: all)
+    max_eval_tokens: int = 1024  # prompt + reference solution tokens scored per item (longer ones are cut)
+    accuracy: str = "auto"  # greedy-decoding accuracy with math-verify: "auto" (on a GPU only), "on", "off"
+    max_new_tokens: int = 512  # generation budget per item for the accuracy
+    generation_batch: int = 16  # items per generate() call
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's generated data (openmathmix.demo): rows of known kinds in each source's native format."""
+
+    generate: bool = _f(False, "write the demo data and build from it (sources without --data-files)")
+    rows_per_source: int = _f(30, "generated rows per mixture source, split into kinds by the source's shares")
+    test_rows: int = _f(40, "worked solutions written for the test-set source (quality.test_source)")
+    short_tests: bool = _f(False, "test-set rows use two-step problems only (shorter Dt samples)")
+    seed: int = _f(0, "seed of the generated text")
+
+
+@dataclass(frozen=True)
 class Settings:
     """All pipeline settings; sections mirror the steps. Change one value with `overlay(s, {"quality.n1": 40})`."""
 
@@ -234,19 +294,32 @@ class Settings:
     select: SelectSettings = field(default_factory=SelectSettings)
     hygiene: HygieneSettings = field(default_factory=HygieneSettings)
     preexperience: PreexperienceSettings = field(default_factory=PreexperienceSettings)
+    evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
     fixtures: bool = False  # read each source's bundled fixture files when no data files are given (the demo)
 
 
 PAPER = Settings(profile="paper", select=SelectSettings(init_size=100))
 PAPER_BASE = dataclasses.replace(PAPER, quality=dataclasses.replace(PAPER.quality, test_source=None))
-DEMO = Settings(
-    profile="demo",
+FIXTURES = Settings(
+    profile="fixtures",
     quality=QualitySettings(n1=2, n2=4, test_source=None, max_test_tokens=256, max_example_tokens=256),
     scorer=ScorerSettings(kind="light", heldout=0.3),
     embed=EmbedSettings(token_budget=8192),
     fixtures=True,
 )
-PROFILES: dict[str, Settings] = {"paper": PAPER, "demo": DEMO}
+# Measured with `python -m openmathmix.demo.measure` (BENCHMARKS.md, "Demo"): the values below let the one-shot
+# scores tell worked solutions from bare answers, code and chat on the embedded model within the 10-minute budget.
+DEMO = Settings(
+    profile="demo",
+    quality=QualitySettings(n1=8, n2=8, test_source="mathinstruct_math", max_test_tokens=160, max_example_tokens=160),
+    scorer=ScorerSettings(kind="light", heldout=0.0),
+    embed=EmbedSettings(token_budget=8192),
+    select=SelectSettings(init_size=2),
+    evaluate=EvaluateSettings(enabled=True, init_size=2),
+    demo=DemoSettings(generate=True),
+)
+PROFILES: dict[str, Settings] = {"paper": PAPER, "demo": DEMO, "fixtures": FIXTURES}
 
 
 def profile(name: str = "paper", *, setting: str | None = None) -> Settings:
@@ -318,6 +391,17 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"scorer.heldout must be in [0, 1), got {s.heldout!r}")
     if q.test_selection not in ("kcenter", "random"):
         raise ConfigError(f"quality.test_selection must be 'kcenter' or 'random', got {q.test_selection!r}")
+    v = settings.evaluate
+    if not 0 < v.budget <= 1:
+        raise ConfigError(f"evaluate.budget must be in (0, 1], got {v.budget!r}")
+    if v.scope not in ("source", "pool"):
+        raise ConfigError(f"evaluate.scope must be 'source' or 'pool', got {v.scope!r}")
+    d = settings.demo
+    if d.rows_per_source < 1 or d.test_rows < 1:
+        raise ConfigError(f"demo.rows_per_source and demo.test_rows must be >= 1, got {d.rows_per_source}, "
+                          f"{d.test_rows}")
+    if settings.run.engine not in ("local", "ray"):
+        raise ConfigError(f"run.engine must be local or ray, got {settings.run.engine!r}")
     if settings.run.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise ConfigError(f"run.dtype must be auto, float32, bfloat16 or float16, got {settings.run.dtype!r}")
 

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from openmathmix.demo import DEMO_SETTINGS, KINDS, kind_of, write_demo_data
+from openmathmix.demo import KINDS, kind_of, write_demo_data
 from openmathmix.demo.generate import kind_counts, kind_shares, make_items
 from openmathmix.demo.layouts import LAYOUTS
 from openmathmix.demo.measure import mean_by_kind, ridge_cv_pearson, ridge_cv_predictions
 from openmathmix.demo.problems import TEMPLATES, TEMPLATES_ZH
-from openmathmix.errors import MissingColumnsError, PresetError, SchemaError
+from openmathmix.errors import MissingColumnsError, ConfigError, SchemaError
 from openmathmix.schema import FEATURES
+from openmathmix.settings import PROFILES
 from openmathmix.select.mixture import load_preset
 from openmathmix.sources import build_source, get_source
 
@@ -37,6 +38,8 @@ def demo_files(tmp_path_factory) -> dict[str, list[str]]:
 def built(demo_files, tmp_path_factory) -> dict:
     cache = tmp_path_factory.mktemp("built")
     return {name: build_source(name, paths, cache_dir=cache, progress=False) for name, paths in demo_files.items()}
+
+DEMO = PROFILES["demo"]
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -60,7 +63,7 @@ def test_a_source_does_not_depend_on_the_others(tmp_path):
 
 
 def test_every_file_builds_with_its_rows_and_kinds(demo_files, built):
-    test_source = DEMO_SETTINGS.test_source
+    test_source = DEMO.quality.test_source
     assert set(demo_files) == set(DEMO_SOURCES) | {test_source}
     for name, (ds, report) in built.items():
         want = kind_counts(kind_shares(name), ROWS) if name != test_source else {"stepwise": 5}
@@ -137,7 +140,7 @@ def test_kind_counts():
     for rows in range(0, 25):
         counts = kind_counts(kind_shares("alpaca"), rows)
         assert sum(counts.values()) == rows
-    with pytest.raises(PresetError, match="shares"):
+    with pytest.raises(ConfigError, match="shares"):
         kind_counts({"poems": 1.0}, 3)
 
 
@@ -150,18 +153,19 @@ def test_kind_of():
             kind_of(bad)
 
 
-def test_bad_arguments_are_named():
-    with pytest.raises(PresetError, match="rows_per_source"):
-        write_demo_data("unused", rows_per_source=0)
-    with pytest.raises(PresetError, match="also a mixture source"):
-        write_demo_data("unused", rows_per_source=1, sources=["gsm8k_screl"], test_source="gsm8k_screl")
-    with pytest.raises(PresetError, match="no demo layout"):
-        write_demo_data("unused", rows_per_source=1, sources=["mathinstruct_gsm8k"], test_source="")
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="rows_per_source"):
+        write_demo_data(tmp_path / "unused", rows_per_source=0)
+    with pytest.raises(ConfigError, match="also a mixture source"):
+        write_demo_data(tmp_path / "unused", rows_per_source=1, sources=["gsm8k_screl"], test_source="gsm8k_screl")
+    with pytest.raises(ConfigError, match="no demo layout"):
+        write_demo_data(tmp_path / "unused", rows_per_source=1, sources=["mathinstruct_gsm8k"], test_source="")
+    assert not (tmp_path / "unused").exists()  # a bad argument is refused before any file is written
 
 
 def test_every_demo_source_has_a_layout():
     assert set(DEMO_SOURCES) <= set(LAYOUTS)
-    assert DEMO_SETTINGS.test_source in LAYOUTS and DEMO_SETTINGS.test_source not in DEMO_SOURCES
+    assert DEMO.quality.test_source in LAYOUTS and DEMO.quality.test_source not in DEMO_SOURCES
 
 
 def test_mean_by_kind():
@@ -212,7 +216,7 @@ def test_quality_stage_runs_on_demo_rows(built, tiny_model_dir, tmp_path):
     pool = datasets.concatenate_datasets([built[n][0] for n in ("gsm8k_screl", "dmath", "alpaca", "oasst1")])
     embed = EmbedStage(tiny_model_dir, dtype="float32")
     pool = run_stage(pool, embed, cache_dir=tmp_path, progress=False)
-    tests = run_stage(built[DEMO_SETTINGS.test_source][0], embed, cache_dir=tmp_path, progress=False)
+    tests = run_stage(built[DEMO.quality.test_source][0], embed, cache_dir=tmp_path, progress=False)
     scored, report = compute_quality(pool, n1=3, n2=2, test_ds=tests, split_by_task=True, model=tiny_model_dir,
                                      dtype="float32", max_test_tokens=64, max_example_tokens=64,
                                      cache_dir=str(tmp_path), progress=False, return_report=True)

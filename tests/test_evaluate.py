@@ -14,8 +14,8 @@ from helpers import F32_ATOL, F32_RTOL
 
 from openmathmix.cli import main
 from openmathmix.errors import MissingColumnsError, SelectionError
+from openmathmix.settings import EvaluateSettings
 from openmathmix.evaluate import (
-    EvaluateSettings,
     evaluate,
     evaluation_markdown,
     load_benchmark,

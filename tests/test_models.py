@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from openmathmix import models
-from openmathmix.errors import MissingDependencyError, ModelError
+from openmathmix.errors import ConfigError, MissingDependencyError, ModelError
 
 
 def test_embedded_default_equals_gguf_load():
@@ -42,9 +42,9 @@ def test_missing_model_package_message(monkeypatch):
 
 
 def test_unknown_dtype_and_head():
-    with pytest.raises(ModelError, match="unknown dtype 'int3'"):
+    with pytest.raises(ConfigError, match="unknown dtype 'int3'"):
         models.pick_dtype("cpu", "int3")
-    with pytest.raises(ModelError, match="unknown model head 'decoder'"):
+    with pytest.raises(ConfigError, match="unknown model head 'decoder'"):
         models.load_model(models.resolve(), "decoder")
 
 
@@ -67,7 +67,7 @@ def test_auto_dtype_on_cpu_follows_native_bf16(monkeypatch):
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     native = any(f in flags.split() for f in ("amx_bf16", "avx512_bf16", "bf16"))
     assert models.cpu_has_native_bf16() == native
-    with pytest.raises(ModelError, match="unknown dtype 'int8'"):
+    with pytest.raises(ConfigError, match="unknown dtype 'int8'"):
         models.pick_dtype("cpu", "int8")
 
 

@@ -235,7 +235,7 @@ def test_card_body(release):
     assert "## Data hygiene\n\n| check | rows dropped |\n|---|---:|\n| exact duplicates | 7 |\n" in body
     assert "## Scorer agreement with interval\n\nPearson r = 0.62 (95 % interval 0.41-0.78).\n" in body
     assert body.index("## Data hygiene") < body.index("## Figures") < body.index("## Usage")
-    assert "| reasoning | 0.620 | 12 | 0.91 |" in body and "| general | 0.410 | 9 | 0.74 |" in body
+    assert "| reasoning | 0.620 |  | 12 |  |  | 0.91 |" in body and "| general | 0.410 |  | 9 |  |  | 0.74 |" in body
     assert '"ratio_10", split="train")' in body and 'pool = load_dataset("ORG/NAME", "pool", split="train")' in body
     assert 'r["quality_score"] >= 3.5' in body and 'pool.filter(lambda r: r["kept"])' in body
     assert "from trl import SFTConfig, SFTTrainer" in body
@@ -456,18 +456,15 @@ def test_licence_helpers():
 def test_build_demo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir, capsys):
     """The whole pipeline on the bundled fixtures; a second build reuses every cached stage and writes the same
     bytes; `openmathmix show` loads it back."""
-    import dataclasses
-
     from openmathmix.cli import main
-    from openmathmix.pipeline import BuildConfig, build
+    from openmathmix.pipeline import build, resolve_settings
+    from openmathmix.select.mixture import load_preset
 
-    config = dataclasses.replace(BuildConfig.demo(), n1=1, n2=2)
-    first = build("demo", tmp_path / "a", model=tiny_model_dir, device="cpu", cache_dir=tmp_path / "cache",
-                  config=config)
+    settings = resolve_settings(load_preset("demo"), overrides={"quality.n1": 1, "quality.n2": 2, "run.device": "cpu"})
+    first = build("demo", tmp_path / "a", model=tiny_model_dir, cache_dir=tmp_path / "cache", settings=settings)
     out = capsys.readouterr().out
     assert re.search(r"\[(\d+)/\1\] release", out) and "| **total** |" in out
-    second = build("demo", tmp_path / "b", model=tiny_model_dir, device="cpu", cache_dir=tmp_path / "cache",
-                   config=config)
+    second = build("demo", tmp_path / "b", model=tiny_model_dir, cache_dir=tmp_path / "cache", settings=settings)
     out = capsys.readouterr().out
     assert "reused from the cache" in out and "all reused from the cache" in out
     assert {p.relative_to(first): p.read_bytes() for p in release_files(first)} == {

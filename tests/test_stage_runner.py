@@ -243,3 +243,27 @@ def test_work_is_announced_and_a_days_long_cpu_run_names_the_alternatives(ds, tm
     monkeypatch.setattr(base, "LONG_CPU_RUN_S", 10**9)
     run_stage(ds, Doubler(), cache_dir=tmp_path / "b", shard_rows=10, batch_size=4, progress=True, device="cpu")
     assert "more days" not in capsys.readouterr().out
+
+
+class SortedDoubler(Doubler):
+    """Records the order rows reach it in; its sort key asks for the largest x first."""
+
+    seen: list
+
+    def sort_key(self, batch):
+        return list(batch["x"])
+
+    def process_batch(self, batch, device):
+        self.__dict__.setdefault("seen", []).extend(batch["x"])
+        return super().process_batch(batch, device)
+
+
+def test_uneven_shards_and_whole_shard_ordering(tmp_path):
+    ds = Dataset.from_dict({"x": list(range(55))})  # 6 shards of 10, 9, 9, 9, 9, 9 rows (as Dataset.shard cuts)
+    stage = SortedDoubler()
+    out = run_stage(ds, stage, cache_dir=tmp_path, shard_rows=10, batch_size=4, progress=False)
+    assert out["y"] == [2 * x for x in range(55)]  # input order restored
+    assert stage.seen[:10] == list(range(9, -1, -1)) and stage.seen[10:19] == list(range(18, 9, -1))
+    again = SortedDoubler()
+    run_stage(ds, again, cache_dir=tmp_path, shard_rows=10, batch_size=4, progress=False)
+    assert again.report.shards_reused == 6 and again.calls == 0  # the uneven shards match their seals

@@ -13,7 +13,7 @@ from .options import add_profile_arg, add_setting_args, settings_from_args
 
 # flag -> setting (openmathmix.settings); the stage commands use the same names for the same settings
 BUILD_FLAGS = {
-    "--device": "run.device", "--dtype": "run.dtype",
+    "--device": "run.device", "--dtype": "run.dtype", "--engine": "run.engine", "--ray-address": "run.ray_address",
     "--n1": "quality.n1", "--n2": "quality.n2", "--test-source": "quality.test_source",
     "--max-test-tokens": "quality.max_test_tokens", "--max-example-tokens": "quality.max_example_tokens",
     "--scorer": "scorer.kind", "--epochs": "scorer.epochs", "--heldout": "scorer.heldout",
@@ -49,7 +49,7 @@ def _add_build(sub) -> None:
     add_profile_arg(p, "the preset's profile: paper for every paper preset, demo for the demo")
     p.add_argument("--paper-settings", action="store_const", const="paper", dest="profile",
                    help="same as --profile paper (Appendix A: n1=2000, n2=100, |s0|=100, classifier scorers)")
-    add_setting_args(p, BUILD_FLAGS, choices={"--scorer": ("light", "classifier"),
+    add_setting_args(p, BUILD_FLAGS, choices={"--scorer": ("light", "classifier"), "--engine": ("local", "ray"),
                                               "--dtype": ("auto", "float32", "bfloat16", "float16")})
     p.add_argument("--repo-id", default=None, metavar="ORG/NAME",
                    help="Hub repository the card's usage examples name (the release is not uploaded)")

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..evaluate.settings import EvaluateSettings
+from ..settings import EvaluateSettings
 from ..select.strategies import STRATEGIES
 
 RESULT_JSON = "evaluation.json"

@@ -61,7 +61,8 @@ def add_run_args(parser: argparse.ArgumentParser, batch_rows: str, shard_rows: s
                         help="compute only shards I, I+M, ... (M machines on one shared --cache-dir); the output is "
                              "written by a call that finds every shard done. Processes on one machine need no "
                              "--worker: they share the shards through locks")
-    add_setting_args(parser, {"--batch-rows": batch_rows, "--shard-rows": shard_rows})
+    add_setting_args(parser, {"--batch-rows": batch_rows, "--shard-rows": shard_rows, "--engine": "run.engine",
+                              "--ray-address": "run.ray_address"}, choices={"--engine": ("local", "ray")})
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -163,7 +164,8 @@ def _run_embed(args) -> int:
     stage = EmbedStage(args.model, args.revision, dtype=run.dtype, token_budget=e.token_budget,
                        max_length=args.max_length, project_dim=e.project_dim, project_seed=args.project_seed)
     out = run_stage(ds, stage, cache_dir=args.cache_dir, batch_size=e.batch_rows, shard_rows=e.shard_rows,
-                    device=run.device, worker=args.worker, progress=not args.quiet)
+                    device=run.device, worker=args.worker, progress=not args.quiet, engine=run.engine,
+                    ray_address=run.ray_address)
     print_report(stage.report)
     if out is None:
         print(f"embed: shards of other workers are still missing; run again once they finish to write {args.out}")
@@ -261,7 +263,7 @@ def _run_quality(args) -> int:
         seed=args.seed, max_test_tokens=q.max_test_tokens, max_example_tokens=q.max_example_tokens,
         chunk_rows=q.chunk_rows, chunk_tokens=q.chunk_tokens, cache_dir=args.cache_dir,
         batch_size=q.batch_rows, shard_rows=q.shard_rows, worker=args.worker, progress=not args.quiet,
-        return_report=True,
+        return_report=True, engine=run.engine, ray_address=run.ray_address,
     )
     print(report.summary())
     if scored is None:
@@ -372,7 +374,8 @@ def _run_score(args) -> int:
     s, run = settings.scorer, settings.run
     out = score_dataset(ds, _parse_scorers(args.scorer), device=run.device, dtype=run.dtype,
                         cache_dir=args.cache_dir, batch_size=s.score_batch_rows, shard_rows=s.score_shard_rows,
-                        worker=args.worker, progress=not args.quiet)
+                        worker=args.worker, progress=not args.quiet, engine=run.engine,
+                        ray_address=run.ray_address)
     if out is None:
         print(f"score: shards of other workers are still missing; run again once they finish to write {args.out}")
         return 0

@@ -18,7 +18,7 @@ import os
 import random
 from pathlib import Path
 
-from ..errors import PresetError, SchemaError
+from ..errors import ConfigError, SchemaError
 from .chatter import make_chat, make_chat_zh
 from .layouts import BARE, CODE, LAYOUTS, STEPWISE, UNRELATED, Item
 from .problems import make_problem, make_problem_zh
@@ -52,10 +52,10 @@ def kind_shares(source: str) -> dict[str, float]:
 def kind_counts(shares: dict[str, float], rows: int) -> dict[str, int]:
     """Split ``rows`` by ``shares`` (largest remainder; ties go to the earlier kind of KINDS); the counts sum to rows."""
     if rows < 0:
-        raise PresetError(f"rows must be >= 0, got {rows}")
+        raise ConfigError(f"rows must be >= 0, got {rows}")
     unknown = set(shares) - set(KINDS)
     if unknown or any(s < 0 for s in shares.values()) or not sum(shares.values()):
-        raise PresetError(f"kind shares {shares} must be non-negative weights over {KINDS}")
+        raise ConfigError(f"kind shares {shares} must be non-negative weights over {KINDS}")
     total = sum(shares.values())
     exact = {k: rows * shares.get(k, 0.0) / total for k in KINDS}
     counts = {k: int(exact[k]) for k in KINDS}
@@ -65,23 +65,26 @@ def kind_counts(shares: dict[str, float], rows: int) -> dict[str, int]:
     return counts
 
 
-def make_items(source: str, kind: str, n: int, seed: int = 0) -> list[Item]:
-    """``n`` generated rows of one kind for one source (Chinese text where the source's layout says so)."""
+def make_items(source: str, kind: str, n: int, seed: int = 0, short: bool = False) -> list[Item]:
+    """``n`` generated rows of one kind for one source (Chinese text where the source's layout says so; ``short``:
+    two-step problems only)."""
     if kind not in KINDS:
-        raise PresetError(f"unknown row kind {kind!r}; the demo kinds are {', '.join(KINDS)}")
+        raise ConfigError(f"unknown row kind {kind!r}; the demo kinds are {', '.join(KINDS)}")
     chinese = LAYOUTS[source].chinese
     r = random.Random(f"openmathmix-demo/{seed}/{source}/{kind}")
     if kind == UNRELATED:
         chat = make_chat_zh if chinese else make_chat
         return [Item(kind, chat=chat(r)) for _ in range(n)]
-    problem = make_problem_zh if chinese else make_problem
-    return [Item(kind, problem=problem(r)) for _ in range(n)]
+    if chinese:
+        return [Item(kind, problem=make_problem_zh(r)) for _ in range(n)]
+    return [Item(kind, problem=make_problem(r, short)) for _ in range(n)]
 
 
-def write_source(out_dir: str | os.PathLike, source: str, counts: dict[str, int], seed: int = 0) -> list[str]:
+def write_source(out_dir: str | os.PathLike, source: str, counts: dict[str, int], seed: int = 0,
+                 short: bool = False) -> list[str]:
     """Write one source's files, one per kind with a positive count; return their paths (in KINDS order)."""
     if source not in LAYOUTS:
-        raise PresetError(f"no demo layout for source {source!r}; demo layouts exist for {', '.join(LAYOUTS)}")
+        raise ConfigError(f"no demo layout for source {source!r}; demo layouts exist for {', '.join(LAYOUTS)}")
     layout = LAYOUTS[source]
     folder = Path(out_dir) / source
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,7 +92,7 @@ def write_source(out_dir: str | os.PathLike, source: str, counts: dict[str, int]
     for kind in KINDS:
         if not counts.get(kind):
             continue
-        items = make_items(source, kind, counts[kind], seed)
+        items = make_items(source, kind, counts[kind], seed, short)
         path = folder / f"{kind}{layout.suffix}"
         text = layout.write(items, layout.style, random.Random(f"openmathmix-demo/{seed}/{source}/{kind}/layout"))
         path.write_text(text, encoding="utf-8")
@@ -103,29 +106,35 @@ def write_demo_data(out_dir: str | os.PathLike, *, rows_per_source: int | None =
     """Write the demo data under ``out_dir``; return ``{source: [file paths]}`` for ``build(data_files=...)``.
 
     ``sources`` defaults to the demo preset's sources; each gets ``rows_per_source`` rows split into kinds by
-    :func:`kind_shares`. ``test_source`` (default ``DEMO_SETTINGS.test_source``; "" for none) gets ``test_rows``
+    :func:`kind_shares`. ``test_source`` (default: the demo profile's ``quality.test_source``; "" for none) gets ``test_rows``
     worked solutions only: it is the pool of the test set Dt and is not part of the mixture. Defaults come from
-    :data:`openmathmix.demo.settings.DEMO_SETTINGS`.
+    the demo profile (``openmathmix.settings.PROFILES['demo']``).
     """
-    from .settings import DEMO_SETTINGS
+    from ..settings import PROFILES
 
-    rows = DEMO_SETTINGS.rows_per_source if rows_per_source is None else rows_per_source
-    seed = DEMO_SETTINGS.seed if seed is None else seed
-    test_source = DEMO_SETTINGS.test_source if test_source is None else test_source
-    test_rows = DEMO_SETTINGS.test_rows if test_rows is None else test_rows
+    demo = PROFILES["demo"]
+
+    rows = demo.demo.rows_per_source if rows_per_source is None else rows_per_source
+    seed = demo.demo.seed if seed is None else seed
+    test_source = (demo.quality.test_source or "") if test_source is None else test_source
+    test_rows = demo.demo.test_rows if test_rows is None else test_rows
     if rows < 1:
-        raise PresetError(f"rows_per_source must be >= 1, got {rows}")
+        raise ConfigError(f"rows_per_source must be >= 1, got {rows}")
     if sources is None:
         from ..select.mixture import load_preset
 
         sources = list(load_preset("demo").source_names)
+    if test_source and test_source in sources:
+        raise ConfigError(f"test source {test_source!r} is also a mixture source; Dt must come from its own pool")
+    if test_source and test_rows < 1:
+        raise ConfigError(f"test_rows must be >= 1 when a test source is written, got {test_rows}")
+    unknown = [name for name in [*sources, test_source] if name and name not in LAYOUTS]
+    if unknown:
+        raise ConfigError(f"no demo layout for source {unknown[0]!r}; demo layouts exist for {', '.join(LAYOUTS)}")
     files = {name: write_source(out_dir, name, kind_counts(kind_shares(name), rows), seed) for name in sources}
     if test_source:
-        if test_source in files:
-            raise PresetError(f"test source {test_source!r} is also a mixture source; Dt must come from its own pool")
-        if test_rows < 1:
-            raise PresetError(f"test_rows must be >= 1 when a test source is written, got {test_rows}")
-        files[test_source] = write_source(out_dir, test_source, {STEPWISE: test_rows}, seed)
+        files[test_source] = write_source(out_dir, test_source, {STEPWISE: test_rows}, seed,
+                                          short=demo.demo.short_tests)
     return files
 
 

@@ -151,19 +151,21 @@ def _run(args) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .settings import DEMO_SETTINGS as S
+    from ..settings import PROFILES
 
+    demo = PROFILES["demo"]
+    q, d = demo.quality, demo.demo
     p = argparse.ArgumentParser(prog="python -m openmathmix.demo.measure", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="work folder (data, source and stage caches)")
-    p.add_argument("--rows-per-source", type=int, default=S.rows_per_source)
-    p.add_argument("--test-source", default=S.test_source, help="separate Dt pool; '' to draw Dt from the pool")
-    p.add_argument("--test-rows", type=int, default=S.test_rows)
+    p.add_argument("--rows-per-source", type=int, default=d.rows_per_source)
+    p.add_argument("--test-source", default=q.test_source, help="separate Dt pool; '' to draw Dt from the pool")
+    p.add_argument("--test-rows", type=int, default=d.test_rows)
     p.add_argument("--in-pool-test", default="gsm8k_screl", help="Dt source when --test-source is ''")
-    p.add_argument("--n1", type=int, default=S.n1)
-    p.add_argument("--n2", type=int, default=S.n2)
-    p.add_argument("--max-test-tokens", type=int, default=S.max_test_tokens)
-    p.add_argument("--max-example-tokens", type=int, default=S.max_example_tokens)
-    p.add_argument("--seed", type=int, default=S.seed)
+    p.add_argument("--n1", type=int, default=q.n1)
+    p.add_argument("--n2", type=int, default=q.n2)
+    p.add_argument("--max-test-tokens", type=int, default=q.max_test_tokens)
+    p.add_argument("--max-example-tokens", type=int, default=q.max_example_tokens)
+    p.add_argument("--seed", type=int, default=d.seed)
     args = p.parse_args(argv)
     result = _run(args)
     Path(args.out, "measure.json").write_text(json.dumps(result, indent=1))

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Problem", "Step", "make_problem", "make_problem_zh"]
+__all__ = ["SHORT_TEMPLATES", "TEMPLATES", "TEMPLATES_ZH", "Problem", "Step", "make_problem", "make_problem_zh"]
 
 
 @dataclass(frozen=True)
@@ -315,9 +315,13 @@ TEMPLATES: tuple[Callable[[random.Random], Problem], ...] = (
 )
 
 
-def make_problem(r: random.Random) -> Problem:
-    """One English word problem from a random template."""
-    return r.choice(TEMPLATES)(r)
+# Two-step problems: the short worked solutions of the test set Dt (see settings.py).
+SHORT_TEMPLATES = (_average, _reading, _savings, _equation, _recipe, _ages, _factory, _sequence, _percent, _tank)
+
+
+def make_problem(r: random.Random, short: bool = False) -> Problem:
+    """One English word problem from a random template (``short``: a two-step one)."""
+    return r.choice(SHORT_TEMPLATES if short else TEMPLATES)(r)
 
 
 # ---- Chinese (TAL-SCQ5K-CN keeps its text in Chinese) -----------------------------------------------------------

@@ -13,7 +13,8 @@ How a run goes:
    has a `sort_key`), writes the output parquet under its final name and seals it. Rows never travel through the
    object store, only shard descriptors and one summary row per shard, so the object store stays small;
 3. the driver shows one progress bar (rows, rate, ETA), then assembles the result in input order: the input
-   dataset plus the produced columns, read memory-mapped from a sealed Arrow copy of each output (`shard-*.arrow`).
+   dataset plus the produced columns, read memory-mapped from a sealed Arrow copy of each output
+   (`shard-*.produced.arrow`).
 
 A killed or failed run leaves every finished shard sealed in `folder`; the next call computes only the missing
 ones. An actor that dies (a lost node, an OOM kill) is restarted by Ray and its shard retried; an exception raised
@@ -151,7 +152,10 @@ class ShardWorker:
     Each call gets shard descriptors (shard, input path, output path) and returns one summary row per shard."""
 
     def __init__(self, stage: Stage, batch_size: int, use_gpu: bool, features_json: str | None):
+        import datasets
         from datasets import Features
+
+        datasets.disable_progress_bars()  # in this actor process only: the driver shows one bar per stage
 
         self.stage = stage
         self.batch_size = batch_size
@@ -298,7 +302,8 @@ def _write_output(path: Path, out: dict[str, list], features, rows: int, counts:
 
 
 def _arrow_path(parquet: Path) -> Path:
-    return parquet.with_suffix(".arrow")
+    """`shard-IIIII-of-NNNNN.produced.arrow`: never the local runner's shard name, should both share a folder."""
+    return parquet.with_suffix(".produced.arrow")
 
 
 def _arrow_view(parquet: Path, rows: int):

@@ -36,7 +36,7 @@ from ..select.strategies import get_strategy, rank
 from .inputs import Pool
 from .metrics import coverage, describe, mean_and_spread, near_duplicates
 from .proxy import Benchmark
-from .settings import EvaluateSettings
+from ..settings import EvaluateSettings
 
 __all__ = ["FORMAT", "evaluate", "pick_subset"]
 

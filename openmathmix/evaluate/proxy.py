@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, ModelError
 from ..text import ANSWER_LEAD, format_prompt
-from .settings import EvaluateSettings
+from ..settings import EvaluateSettings
 
 __all__ = ["STOP", "Benchmark", "accuracy", "final_answer", "fine_tune", "loglik", "train_precision"]
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import cache
 from ..compat import fingerprint
+from ..engines.shards import shard_bounds, shard_order
 from ..errors import ConfigError, MissingColumnsError
 from ..settings import CACHE_DIR
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # `datasets` is imported where it is used, so importing a sta
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE = CACHE_DIR
+ENGINES = ("local", "ray")
 SUFFIX_TEMPLATE = "_rank{rank:05d}_of_{num_proc:05d}"  # per-process files of a multi-GPU map (passed to datasets)
 
 
@@ -165,8 +167,13 @@ def run_stage(
     device: str | None = None,
     worker: tuple[int, int] | None = None,
     progress: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> Dataset | None:
     """Apply `stage` to every row of `ds`, resumably; return `ds` with the stage's columns added.
+
+    `engine="ray"` runs the same stage on a Ray cluster (`openmathmix.engines.ray`; `ray_address` "auto",
+    "HOST:PORT", or None for a local cluster) with its outputs in the same cache entry folder.
 
     `worker=(i, m)` computes only shards i, i+m, ... and returns None while shards of other workers are missing
     (several processes on one cache need no `worker`: the shard locks share the work). Sets `stage.report`.
@@ -178,18 +185,27 @@ def run_stage(
         raise ConfigError(f"worker must be (i, m) with 0 <= i < m, got {worker!r}")
     if batch_size < 1 or shard_rows < 1:
         raise ConfigError(f"batch_size and shard_rows must be positive, got {batch_size} and {shard_rows}")
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; use one of {list(ENGINES)}")
     clash = [c for c in stage.produces if c in ds.column_names]
     if clash:
         ds = ds.remove_columns(clash)  # recomputing replaces the old values
     folder = cache.entry(cache_dir or CACHE_DIR, "stages", stage.name, stage_fingerprint(ds, stage))
+    if engine == "ray":
+        if worker is not None:
+            raise ConfigError("--worker belongs to the local engine; a Ray cluster schedules the shards itself")
+        from ..engines.ray import run_stage_ray
+
+        return run_stage_ray(ds, stage, folder / "ray", shard_rows=shard_rows, batch_size=batch_size,
+                             address=ray_address, progress=progress)
     cache.clean_stale_work(folder)
-    n_shards = max(1, -(-len(ds) // shard_rows))
+    n_shards = len(shard_bounds(len(ds), shard_rows))
     paths = [folder / f"shard-{i:05d}-of-{n_shards:05d}.arrow" for i in range(n_shards)]
     cache.write_json(folder / "stage.json", {"stage": stage.name, "config": stage.config(), "rows": len(ds)})
 
     devices = available_devices(device)
     mine = list(range(n_shards)) if worker is None else list(range(worker[0], n_shards, worker[1]))
-    sizes = [len(range(i * shard_rows, min(len(ds), (i + 1) * shard_rows))) for i in range(n_shards)]
+    sizes = [end - start for start, end in shard_bounds(len(ds), shard_rows)]  # as ds.shard(contiguous=True) cuts
     seals: dict[int, dict] = {}
     for i in mine:
         record = cache.check_sealed(paths[i], rows=sizes[i], repair=False)
@@ -288,11 +304,21 @@ class _Progress:
         self.bar.close()
 
 
-def _compute_shard(ds, stage: Stage, i: int, n_shards: int, path: Path, devices: tuple[str, ...],
+def _compute_shard(ds: Dataset, stage: Stage, i: int, n_shards: int, path: Path, devices: tuple[str, ...],
                    batch_size: int, bar) -> dict:
-    """Map one shard into `path` (through a work folder that a killed run leaves to `clean_stale_work`); seal it."""
+    """Map one shard into `path` (through a work folder that a killed run leaves to `clean_stale_work`); seal it.
+
+    A stage with a `sort_key` (the embedding stage: token counts) gets the whole shard longest first, so each map
+    batch holds rows of similar length (little padding); the written shard is put back in input order.
+    """
+    import numpy as np
+    from datasets import Dataset
+
     # python-list batches whatever format the caller set (numpy/torch formats would change process_batch input)
     shard = ds.shard(n_shards, i, contiguous=True).with_format(None)
+    order = shard_order(stage, shard.select_columns(list(stage.requires)).to_dict()) if stage.requires else None
+    if order is not None:
+        shard = shard.select(order)
     num_proc = min(len(devices), len(shard))
     work = cache.work_dir(path)
     target = work / path.name
@@ -315,6 +341,11 @@ def _compute_shard(ds, stage: Stage, i: int, n_shards: int, path: Path, devices:
                     new_fingerprint=cache.key((str(path), "join")), load_from_cache_file=False)
             target = target.with_suffix(".joined.arrow")
             bar.update(len(shard))
+        if order is not None:  # back to input order
+            restored = work / f"restored-{path.name}"
+            Dataset.from_file(str(target)).select(np.argsort(order, kind="stable")).flatten_indices(
+                cache_file_name=str(restored), new_fingerprint=cache.key((str(path), "restore")))
+            target = restored
     counters = fn.totals if num_proc == 1 else Counter()
     for part in work.glob("counters-*.json"):  # the worker processes' counters
         counters.update(json.loads(part.read_text(encoding="utf-8")))

@@ -292,6 +292,8 @@ def compute_quality(
     worker: tuple[int, int] | None = None,
     progress: bool = True,
     return_report: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
 ):
     """Score a per-source sample of ``ds`` by one-shot influence (Eq. 1-3).
 
@@ -352,7 +354,8 @@ def compute_quality(
     zero_stage = ZeroShotStage(spec, dtype, max_test_tokens=max_test_tokens, chunk_rows=chunk_rows,
                                chunk_tokens=chunk_tokens)
     zero_rows = run_stage(test_rows.select_columns(["question", "answer"]), zero_stage, cache_dir=cache_dir,
-                          batch_size=len(test_rows), shard_rows=len(test_rows), device=device, progress=progress)
+                          batch_size=len(test_rows), shard_rows=len(test_rows), device=device, progress=progress,
+                          engine=engine, ray_address=ray_address)
     zero = np.asarray(zero_rows[ZERO_SHOT], dtype=np.float64)
     zero_seconds = zero_stage.report.seconds
     test_ids = list(test_rows["id"]) if "id" in test_rows.column_names else [str(i) for i in test_idx]
@@ -363,7 +366,7 @@ def compute_quality(
                          max_example_tokens=max_example_tokens, chunk_rows=chunk_rows, chunk_tokens=chunk_tokens)
     logger.info("quality: %d prompt samples x %d tests on %s", len(dp), len(tests), ",".join(devices))
     scored = run_stage(dp, stage, cache_dir=cache_dir, batch_size=batch_size, shard_rows=shard_rows,
-                       device=device, worker=worker, progress=progress)
+                       device=device, worker=worker, progress=progress, engine=engine, ray_address=ray_address)
     run = stage.report
     pairs_computed = int(run.computed.get("pairs", 0))
     report = QualityReport(

@@ -274,7 +274,10 @@ def score_dataset(
     shard_rows: int = 8192,
     worker: tuple[int, int] | None = None,
     progress: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> Dataset | None:
     """Add ``quality_score`` to every row of ``ds`` with :class:`ScoreStage` through ``run_stage`` (resumable)."""
     return run_stage(ds, ScoreStage(scorer, dtype=dtype), cache_dir=cache_dir, batch_size=batch_size,
-                     shard_rows=shard_rows, device=device, worker=worker, progress=progress)
+                     shard_rows=shard_rows, device=device, worker=worker, progress=progress, engine=engine,
+                     ray_address=ray_address)
