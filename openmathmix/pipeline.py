@@ -1,13 +1,13 @@
 """The whole OpenMathMix pipeline, preset -> release folder, as a list of steps.
 
-    build("demo", "release/demo")                                    # bundled fixtures, embedded model, CPU, minutes
+    build("demo", "release/demo")                                    # generated demo data, embedded model, CPU
     build("openmathmix", "release/omm", data_files={...})           # the paper's settings (profile "paper")
 
 Each entry of `STEPS` is one step with one contract: it reads the typed artifacts of the steps before it (fields of
 `Artifacts`), computes its own (cached by `openmathmix.cache` under a key of its inputs and settings), and returns
 it. Adding a step is adding one function and one entry. The order:
 
-    sources -> hygiene -> embed -> quality -> scorer -> score -> select -> release
+    sources -> hygiene -> embed -> quality -> scorer -> score -> select -> evaluate -> release
 
 Settings come from one profile (`openmathmix.settings`: `paper` for every paper preset, `demo` for the demo) with the
 user's overrides on top; the model is resolved once; `--out` is checked before any work starts.
@@ -87,6 +87,7 @@ class Artifacts:
     mixture: Any = None  # Dataset: the selected rows with their rank (select)
     pool_ranked: Any = None  # Dataset: every row that entered selection, its rank and whether it was kept (select)
     composition: Any = None  # MixtureReport (select)
+    evaluation: dict | None = None  # the strategy comparison without training, when settings.evaluate.enabled
     release: Path | None = None  # the release folder (release)
 
 
@@ -193,12 +194,28 @@ def step_score(ctx: Context, art: Artifacts) -> str:
 
 
 def step_select(ctx: Context, art: Artifacts) -> str:
-    """The preset's selection per source; the rank column orders each source for the nested subsets."""
-    from .select.mixture import select_mixture
+    """The preset's selection per source; the rank column orders each source for the nested subsets; the pool
+    config is every scored row with its rank (null where unranked) and whether it was kept."""
+    from .select.mixture import ranked_pool, select_mixture
 
     art.mixture, art.composition = select_mixture(art.scored, ctx.preset, device=ctx.settings.run.device,
                                                   dtype=ctx.settings.select.dtype)
-    return f"{art.composition.total_kept:,} of {art.composition.total_available:,} rows kept"
+    art.pool_ranked = ranked_pool(art.scored, art.mixture)
+    return (f"{art.composition.total_kept:,} of {art.composition.total_available:,} rows kept "
+            f"(strategy {art.composition.strategy})")
+
+
+def step_evaluate(ctx: Context, art: Artifacts) -> str:
+    """The strategies compared at equal size on the scored pool, without training (`openmathmix evaluate` for the
+    proxy fine-tune): covering radius, quality, duplicates, lengths. Off unless settings.evaluate.enabled."""
+    if not ctx.settings.evaluate.enabled:
+        return "off (openmathmix evaluate compares the strategies on a release built with --keep-embedding)"
+    from .evaluate import evaluate, pool_from_dataset
+
+    pool = pool_from_dataset(art.scored, "the scored pool")
+    art.evaluation = evaluate(pool, settings=ctx.settings.evaluate, train=False, device=ctx.settings.run.device,
+                              cache_dir="", progress=ctx.progress)
+    return f"{len(art.evaluation['runs'])} runs ({', '.join(ctx.settings.evaluate.strategies)})"
 
 
 def step_release(ctx: Context, art: Artifacts) -> str:
@@ -240,6 +257,12 @@ def card_sections(ctx: Context, art: Artifacts) -> list:
     from .release import CardSection
 
     sections = []
+    if ctx.settings.demo.generate:
+        sections.append(CardSection("Mean score per row kind", demo_kinds_markdown(art)))
+    if art.evaluation is not None:
+        from .evaluate import evaluation_markdown
+
+        sections.append(CardSection("Selection report", evaluation_markdown(art.evaluation)))
     if art.hygiene is not None:
         text = art.hygiene.to_markdown()
         if art.hygiene_test_set is not None:
@@ -250,7 +273,7 @@ def card_sections(ctx: Context, art: Artifacts) -> list:
     rows = []
     for task, r in art.scorer_results.items():
         real, predicted = r.get("mean_qs_per_source") or {}, r.get("mean_score_per_source") or {}
-        for source in sorted(real, key=lambda k: -real[k]):
+        for source in sorted(real, key=lambda k: (-real[k], k)):
             score = predicted.get(source)
             rows.append(f"| {task if task != '*' else 'all'} | {source} | {real[source]:.3f} | "
                         f"{'' if score is None else f'{score:.2f}'} |")
@@ -263,16 +286,40 @@ def card_sections(ctx: Context, art: Artifacts) -> list:
 
 
 def card_figures(art: Artifacts, scratch: Path) -> list:
-    """Figures the steps contribute: the scorer-vs-QS scatter (Figure 4 of the paper)."""
+    """Figures the steps contribute: the scorer-vs-QS scatter (Figure 4 of the paper), the strategy comparison."""
     from .release import CardFigure
     from .stages.scorer import save_scorer_scatter
 
-    if not art.scorer_results:
-        return []
-    path = save_scorer_scatter(scratch / "scorer_scatter.png", art.scorer_results)
-    return [CardFigure(path, "Scorer against real quality score",
-                       "Each point is a scored row the scorer never saw: its scorer score against its one-shot QS, "
-                       "one panel per scorer, with Pearson r, its 95 % interval and the row count.")]
+    figures = []
+    if art.scorer_results:
+        path = save_scorer_scatter(scratch / "scorer_scatter.png", art.scorer_results)
+        figures.append(CardFigure(path, "Scorer against real quality score",
+                                  "Each point is a scored row the scorer never saw: its scorer score against its "
+                                  "one-shot QS, one panel per scorer, with Pearson r, its 95 % interval and the row "
+                                  "count."))
+    if art.evaluation is not None:
+        from .evaluate import write_figure
+
+        path = write_figure(art.evaluation, scratch / "selection_report.png")
+        figures.append(CardFigure(path, "Selection report", "The strategies' subsets at equal size: covering radius "
+                                  "over the pool in embedding space and mean quality score, mean over seeds."))
+    return figures
+
+
+def demo_kinds_markdown(art: Artifacts) -> str:
+    """Mean real QS (scored sample) and mean scorer score (every row) per generated row kind and task."""
+    from .demo import mean_by_kind
+
+    lines = ["Mean one-shot quality score (QS, in [0, 1]) of the scored sample and mean scorer score (1-5) of every "
+             "row, by the kind of row the demo generated (kind from the row id):", "",
+             "| task | kind | mean QS | rows scored | mean score | rows |", "|---|---|---:|---:|---:|---:|"]
+    for task in sorted(set(art.scored["task"])):
+        real = mean_by_kind(art.scored_sample, "qs", task=task)
+        predicted = mean_by_kind(art.scored, "quality_score", task=task)
+        for kind, (score, rows) in predicted.items():
+            qs, n = real.get(kind, (None, 0))
+            lines.append(f"| {task} | {kind} | {'' if qs is None else f'{qs:.3f}'} | {n} | {score:.2f} | {rows} |")
+    return "\n".join(lines) + "\n"
 
 
 STEPS: tuple[Step, ...] = (
@@ -283,6 +330,7 @@ STEPS: tuple[Step, ...] = (
     Step("scorer", step_scorer),
     Step("score", step_score),
     Step("select", step_select),
+    Step("evaluate", step_evaluate),
     Step("release", step_release),
 )
 
@@ -342,10 +390,12 @@ def build(
     if settings.select.init_size is not None:
         preset = dataclasses.replace(preset, init_size=settings.select.init_size)
     out = check_output(out_dir, inputs=_all_inputs(data_files), overwrite=True)
-    ctx = Context(preset=preset, settings=settings, model=resolve(model), out_dir=out,
-                  cache_dir=Path(cache_dir) if cache_dir is not None else CACHE_DIR,
-                  data_files={k: _as_list(v) for k, v in (data_files or {}).items()}, repo_id=repo_id,
-                  keep_embedding=keep_embedding, progress=progress)
+    cache_root = Path(cache_dir) if cache_dir is not None else CACHE_DIR
+    files = {k: _as_list(v) for k, v in (data_files or {}).items()}
+    if settings.demo.generate:  # the user's files win over generated ones
+        files = {**demo_data_files(preset, settings, cache_root), **files}
+    ctx = Context(preset=preset, settings=settings, model=resolve(model), out_dir=out, cache_dir=cache_root,
+                  data_files=files, repo_id=repo_id, keep_embedding=keep_embedding, progress=progress)
     print(f"openmathmix build: preset {preset.name!r} ({len(preset.sources)} sources), profile "
           f"{settings.profile!r} -> {out_dir}; model {ctx.model.public_name()}; cache {ctx.cache_dir}")
     art = Artifacts()
@@ -354,6 +404,13 @@ def build(
             note(step.run(ctx, art))
     print()
     print(art.composition.to_markdown())
+    for section in card_sections(ctx, art):
+        if section.title in ("Mean score per row kind", "Selection report"):
+            print(f"\n## {section.title}\n\n{section.markdown}", end="")
+    for task, r in art.scorer_results.items():
+        ci = "" if r.get("ci_low") is None else f" (95 % interval {r['ci_low']:.2f}-{r['ci_high']:.2f})"
+        print(f"scorer {task if task != '*' else 'all'}: Pearson r = {_r(r.get('r'))}{ci} on {r.get('n')} rows "
+              f"never trained on ({r.get('method')}); model {r.get('model')}")
     print(f"built {art.release} in {time.perf_counter() - started:,.1f} s")
     return art.release
 
@@ -420,6 +477,26 @@ def cached_source(name: str, files: list[str] | None, cache_dir: Path):
     return Dataset.from_file(str(arrow)), report
 
 
+def demo_data_files(preset: Any, settings: Settings, cache_dir: Path) -> dict[str, list[str]]:
+    """The generated demo data (`openmathmix.demo`) for the preset's sources and the test-set source, written once
+    per settings into a sealed cache folder (rewriting it would change the files' times and so every cache key)."""
+    from .demo import write_demo_data
+
+    d, test_source = settings.demo, settings.quality.test_source or ""
+    spec = {"rows": d.rows_per_source, "test_rows": d.test_rows, "short": d.short_tests, "seed": d.seed,
+            "sources": list(preset.source_names), "test_source": test_source}
+    folder = cache.entry(cache_dir, "demo-data", preset.name, cache.key(spec))
+    with cache.lock(folder / "data"):
+        record = cache.check_folder(folder)
+        if record is None:
+            files = write_demo_data(folder, rows_per_source=d.rows_per_source, seed=d.seed,
+                                    sources=list(preset.source_names), test_source=test_source,
+                                    test_rows=d.test_rows)
+            record = cache.seal_folder(folder, sources={k: [str(Path(p).relative_to(folder)) for p in v]
+                                                        for k, v in files.items()})
+    return {k: [str(folder / p) for p in v] for k, v in record["sources"].items()}
+
+
 def load_benchmark(ctx: Context, name: str):
     """A benchmark's test items: the user's files, else its bundled fixtures (demo), else the Hub."""
     from .hygiene import build_benchmark, build_benchmark_files
@@ -453,7 +530,8 @@ def cached_hygiene(ctx: Context, pool, benchmarks: Mapping[str, Any], settings) 
             dropped = set(report.dropped.column("id").to_pylist()) if report.dropped is not None else set()
             kept = np.array([i for i, row_id in enumerate(pool["id"]) if row_id not in dropped], dtype=np.int64)
             np.save(kept_file, kept)
-            record = cache.seal(kept_file, rows=len(kept), report=json.loads(json.dumps(report.to_dict())))
+            cache.seal(kept_file, rows=len(kept), report=json.loads(json.dumps(report.to_dict())))
+            record = cache.check_sealed(kept_file)  # as a later run reads it (key order included)
     kept = np.load(kept_file)
     report = HygieneReport(**record["report"])
     report.check()
@@ -506,7 +584,8 @@ def cached_scorer(ctx: Context, scored, task: str) -> tuple[str, dict]:
         record = cache.check_folder(folder)
         if record is None:
             result = train_scorer(scored, folder, kind=s.kind, **options).to_dict()
-            record = cache.seal_folder(folder, result=result)
+            cache.seal_folder(folder, result=result)
+            record = cache.check_folder(folder)  # as a later run reads it (key order included)
     return str(folder), record["result"]
 
 

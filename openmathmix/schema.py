@@ -26,3 +26,4 @@ EMBEDDING = "embedding"  # list[float32]: mean-pooled last hidden state (optiona
 QS = "qs"  # float in [0, 1]: one-shot influence quality score (Eq. 3), only on the scored sample
 QUALITY_SCORE = "quality_score"  # float in [1, 5]: expected label under the trained scorer
 QADS_RANK = "qads_rank"  # int: position in the greedy order within its selection scope
+KEPT = "kept"  # bool, in a release's pool config: the row is in the mixture

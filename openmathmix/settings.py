@@ -312,12 +312,13 @@ FIXTURES = Settings(
 # scores tell worked solutions from bare answers, code and chat on the embedded model within the 10-minute budget.
 DEMO = Settings(
     profile="demo",
-    quality=QualitySettings(n1=8, n2=8, test_source="mathinstruct_math", max_test_tokens=160, max_example_tokens=160),
+    quality=QualitySettings(n1=8, n2=6, test_source="mathinstruct_math", max_test_tokens=128, max_example_tokens=160),
     scorer=ScorerSettings(kind="light", heldout=0.0),
     embed=EmbedSettings(token_budget=8192),
     select=SelectSettings(init_size=2),
     evaluate=EvaluateSettings(enabled=True, init_size=2),
-    demo=DemoSettings(generate=True),
+    demo=DemoSettings(generate=True, short_tests=True),
+    fixtures=True,  # benchmarks for decontamination: their bundled fixtures
 )
 PROFILES: dict[str, Settings] = {"paper": PAPER, "demo": DEMO, "fixtures": FIXTURES}
 

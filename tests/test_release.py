@@ -460,7 +460,9 @@ def test_build_demo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir, capsy
     from openmathmix.pipeline import build, resolve_settings
     from openmathmix.select.mixture import load_preset
 
-    settings = resolve_settings(load_preset("demo"), overrides={"quality.n1": 1, "quality.n2": 2, "run.device": "cpu"})
+    settings = resolve_settings(load_preset("demo"), overrides={
+        "quality.n1": 2, "quality.n2": 2, "run.device": "cpu", "demo.rows_per_source": 12, "demo.test_rows": 6,
+        "scorer.hidden": 0})  # linear scorer candidates only: the fits of the MLP grid take a minute
     first = build("demo", tmp_path / "a", model=tiny_model_dir, cache_dir=tmp_path / "cache", settings=settings)
     out = capsys.readouterr().out
     assert re.search(r"\[(\d+)/\1\] release", out) and "| **total** |" in out
@@ -471,7 +473,14 @@ def test_build_demo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir, capsy
         p.relative_to(second): p.read_bytes() for p in release_files(second)}
 
     manifest = json.loads((first / "manifest.json").read_text())
-    assert manifest["settings"]["n1"] == 1 and manifest["settings"]["n2"] == 2
+    assert manifest["settings"]["n1"] == 2 and manifest["settings"]["n2"] == 2
+    body = DatasetCard.load(first / "README.md").text
+    assert "## Mean score per row kind" in body and "| reasoning | stepwise |" in body
+    assert "## Selection report" in body and "figures/selection_report.png" in body
+    pool = load_dataset(str(first), "pool", split="train")
+    mixture = load_dataset(str(first), "default", split="train")
+    assert len(pool) == sum(r["available"] for r in manifest["composition"])
+    assert sorted(pool.filter(lambda k: k, input_columns="kept")["id"]) == sorted(mixture["id"])
     assert {"default", *SUBSETS} <= set(manifest["configs"])
     ids = {name: set(load_dataset(str(first), name, split="train")["id"]) for name in ("default", *SUBSETS)}
     assert ids["ratio_10"] <= ids["ratio_40"] <= ids["ratio_70"] <= ids["default"]

@@ -22,6 +22,7 @@ from openmathmix.select.mixture import (
     load_preset,
     parse_preset,
     plan,
+    ranked_pool,
     registered_sources,
     select_mixture,
     subset,
@@ -443,3 +444,16 @@ def test_cli_select_duplicate_source_and_capped_count(tmp_path, capsys):
     assert report["capped"] == {"alpaca": {"requested": n_alpaca + 5, "available": n_alpaca}}
     assert message in (out / "composition.md").read_text()
     assert datasets.load_from_disk(str(out))["source"].count("alpaca") == n_alpaca
+
+
+def test_ranked_pool_marks_exactly_the_kept_rows_with_their_ranks():
+    preset = load_preset("demo")
+    ds = make_dataset(preset.source_names, seed=5)
+    mixture, report = select_mixture(ds, preset, device="cpu")
+    pool = ranked_pool(ds, mixture)
+    assert len(pool) == len(ds) == report.total_available and pool["id"] == ds["id"]
+    kept = [row_id for row_id, k in zip(pool["id"], pool["kept"]) if k]
+    assert sorted(kept) == sorted(mixture["id"]) and sum(pool["kept"]) == report.total_kept
+    rank_of = dict(zip(mixture["id"], mixture[QADS_RANK]))
+    assert [rank_of.get(i) for i in pool["id"]] == pool[QADS_RANK]  # null exactly where the row was not kept
+    assert pool.features[QADS_RANK].dtype == "int64" and pool.features["kept"].dtype == "bool"

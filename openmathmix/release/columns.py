@@ -16,13 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingColumnsError, PublishError
-from ..schema import COLUMNS, EMBEDDING, QADS_RANK, QUALITY_SCORE
+from ..schema import COLUMNS, EMBEDDING, KEPT, QADS_RANK, QUALITY_SCORE
 
 __all__ = ["COLUMN_DOCS", "KEPT", "MESSAGES", "RELEASE_COLUMNS", "check_pool", "config_columns",
            "messages_feature", "with_messages"]
 
 MESSAGES = "messages"
-KEPT = "kept"
 USER, ASSISTANT = "user", "assistant"
 # id, source, task, question, answer, messages, quality_score, qads_rank, license
 RELEASE_COLUMNS = (*COLUMNS[:-1], MESSAGES, QUALITY_SCORE, QADS_RANK, COLUMNS[-1])

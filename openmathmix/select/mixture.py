@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingColumnsError, SelectionError
-from ..schema import QADS_RANK
+from ..schema import KEPT, QADS_RANK
 from .kcenter import resolve_dtype
 from .preset import (
     DEFAULT_SUBSET_RATIOS,
@@ -55,6 +55,7 @@ __all__ = [
     "load_preset",
     "parse_preset",
     "plan",
+    "ranked_pool",
     "read_selection_columns",
     "registered_sources",
     "select_mixture",
@@ -337,6 +338,21 @@ def _mean(values: np.ndarray) -> float | None:
 # --------------------------------------------------------------------------------------------------------------------
 # Nested subsets of a written mixture
 # --------------------------------------------------------------------------------------------------------------------
+
+
+def ranked_pool(pool: Any, mixture: Any) -> Any:
+    """Every row of ``pool`` (the rows that entered ``select_mixture``) with its ``qads_rank`` in ``mixture`` (null
+    where the strategy did not keep it) and a boolean ``kept``: the release's pool config."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pool.select_columns(["id"]).with_format("arrow")[:].column("id")
+    picked = mixture.select_columns(["id", QADS_RANK]).with_format("arrow")[:]
+    where = pc.index_in(ids, value_set=picked.column("id"))
+    ranks = picked.column(QADS_RANK).combine_chunks().take(where)
+    base = pool.remove_columns(QADS_RANK) if QADS_RANK in pool.column_names else pool
+    kept = pc.is_valid(where).combine_chunks()
+    return base.add_column(QADS_RANK, ranks.cast(pa.int64())).add_column(KEPT, kept)
 
 
 def subset_mask(ds: Any, ratio: float) -> np.ndarray:
