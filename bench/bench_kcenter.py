@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from openmathmix.select.kcenter import k_center_greedy, resolve_device, resolve_dtype  # noqa: E402
+from openmathmix.select.kcenter import k_center_greedy, resolve_device, resolve_dtype
 
 BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 H100_BANDWIDTH = 3.35e12  # bytes/s, HBM3 datasheet

@@ -45,8 +45,8 @@ __all__ = [
     "seal",
     "seal_folder",
     "sha256_file",
-    "write_json",
     "work_dir",
+    "write_json",
 ]
 
 SEAL_SUFFIX = ".done.json"

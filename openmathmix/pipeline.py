@@ -310,8 +310,8 @@ def demo_kinds_markdown(art: Artifacts) -> str:
     """Mean real QS (scored sample) and mean scorer score (every row) per generated row kind and task."""
     from .demo import mean_by_kind
 
-    lines = ["Mean one-shot quality score (QS, in [0, 1]) of the scored sample and mean scorer score (1-5) of every "
-             "row, by the kind of row the demo generated (kind from the row id):", "",
+    lines = [("Mean one-shot quality score (QS, in [0, 1]) of the scored sample and mean scorer score (1-5) of every "
+             "row, by the kind of row the demo generated (kind from the row id):"), "",
              "| task | kind | mean QS | rows scored | mean score | rows |", "|---|---|---:|---:|---:|---:|"]
     for task in sorted(set(art.scored["task"])):
         real = mean_by_kind(art.scored_sample, "qs", task=task)
@@ -357,6 +357,7 @@ def build(
     model: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     data_files: Mapping[str, Sequence[str | os.PathLike]] | None = None,
+    benchmark_files: Mapping[str, Sequence[str | os.PathLike]] | None = None,
     settings: Settings | None = None,
     repo_id: str | None = None,
     keep_embedding: bool = False,
@@ -373,6 +374,8 @@ def build(
         cache_dir: where step results are kept for re-runs (default: `settings.CACHE_DIR`).
         data_files: `{source: [files]}` in the source's native format; other sources come from their fixtures
             (`settings.fixtures`, the demo) or from the Hub.
+        benchmark_files: `{benchmark: [files]}`: test items the hygiene step decontaminates against, for a
+            registered benchmark (gsm8k, math, math500) or a test set of your own under a new name.
         settings: resolved settings (default: `resolve_settings(preset)`, the preset's profile).
         repo_id: the Hub repository the card's usage examples name.
         progress: one progress bar per step (rate and ETA).
@@ -389,13 +392,14 @@ def build(
     settings = settings or resolve_settings(preset)
     if settings.select.init_size is not None:
         preset = dataclasses.replace(preset, init_size=settings.select.init_size)
-    out = check_output(out_dir, inputs=_all_inputs(data_files), overwrite=True)
+    out = check_output(out_dir, inputs=_all_inputs(data_files) + _all_inputs(benchmark_files), overwrite=True)
     cache_root = Path(cache_dir) if cache_dir is not None else CACHE_DIR
     files = {k: _as_list(v) for k, v in (data_files or {}).items()}
     if settings.demo.generate:  # the user's files win over generated ones
         files = {**demo_data_files(preset, settings, cache_root), **files}
     ctx = Context(preset=preset, settings=settings, model=resolve(model), out_dir=out, cache_dir=cache_root,
-                  data_files=files, repo_id=repo_id, keep_embedding=keep_embedding, progress=progress)
+                  data_files=files, benchmark_files={k: _as_list(v) for k, v in (benchmark_files or {}).items()},
+                  repo_id=repo_id, keep_embedding=keep_embedding, progress=progress)
     print(f"openmathmix build: preset {preset.name!r} ({len(preset.sources)} sources), profile "
           f"{settings.profile!r} -> {out_dir}; model {ctx.model.public_name()}; cache {ctx.cache_dir}")
     art = Artifacts()

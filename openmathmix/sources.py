@@ -139,7 +139,7 @@ class Source:
             card = self.card
         except SourceError:
             return ""
-        blocks = re.findall(r"```bibtex\n(.*?)```", card, flags=re.S)
+        blocks = re.findall(r"```bibtex\n(.*?)```", card, flags=re.DOTALL)
         return "\n".join(b.strip() + "\n" for b in blocks)
 
     def build(self, data_files: Any = None, limit: int | None = None, **kwargs: Any):

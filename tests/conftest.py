@@ -63,3 +63,28 @@ def qa_rows() -> dict[str, list]:
         "answer": answers,
         "license": ["mit"] * 6 + ["cc-by-nc-4.0"] * 6,
     }
+
+
+DEMO_TEST_OVERRIDES = {  # the demo profile, small: 12 generated rows per source, 2 x 2 one-shot pairs per source,
+    "quality.n1": 2, "quality.n2": 2, "run.device": "cpu", "demo.rows_per_source": 12, "demo.test_rows": 6,
+    "scorer.hidden": 0,  # linear scorer candidates only: the fits of the MLP grid take a minute
+}
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory, tiny_model_dir):
+    """`pipeline.build("demo")` once per session with the tiny model: (release folder, stage cache, settings,
+    printed output)."""
+    import contextlib
+    import io
+
+    from openmathmix.pipeline import build, resolve_settings
+    from openmathmix.select.mixture import load_preset
+
+    root = tmp_path_factory.mktemp("demo-build")
+    settings = resolve_settings(load_preset("demo"), overrides=DEMO_TEST_OVERRIDES)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        release = build("demo", root / "a", model=tiny_model_dir, cache_dir=root / "cache", settings=settings,
+                        progress=False)
+    return release, root / "cache", settings, printed.getvalue()

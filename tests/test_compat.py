@@ -34,7 +34,7 @@ def _private_names() -> set[str]:
                 continue
             try:
                 module = importlib.import_module(info.name)
-            except Exception:  # noqa: BLE001 - optional extras of those libraries; their names are not needed here
+            except Exception:  # noqa: BLE001, S112 - optional extras of those libraries; their names are not needed here
                 continue
             names.update(n for n in vars(module) if n.startswith("_") and not n.startswith("__"))
     names.update(n for n in vars(argparse) if n.startswith("_") and not n.startswith("__"))
@@ -60,7 +60,7 @@ def test_no_private_library_names_outside_the_adapter():
                 found.append(f"{path.relative_to(PACKAGE.parent)}:{attribute.start[0]}: "
                              f"{owner.string}.{attribute.string}")
         text = path.read_text(encoding="utf-8")
-        for m in re.finditer(r"^\s*from\s+(datasets|huggingface_hub|argparse)[\w.]*\s+import\s+(.+)$", text, re.M):
+        for m in re.finditer(r"^\s*from\s+(datasets|huggingface_hub|argparse)[\w.]*\s+import\s+(.+)$", text, re.MULTILINE):
             bad = [n.strip() for n in m.group(2).replace("(", "").split(",") if n.strip().startswith("_")]
             if bad or re.search(r"\._", m.group(0).split("import")[0]):
                 found.append(f"{path.relative_to(PACKAGE.parent)}: {m.group(0).strip()}")

@@ -19,10 +19,10 @@ from openmathmix.demo.generate import kind_counts, kind_shares, make_items
 from openmathmix.demo.layouts import LAYOUTS
 from openmathmix.demo.measure import mean_by_kind, ridge_cv_pearson, ridge_cv_predictions
 from openmathmix.demo.problems import TEMPLATES, TEMPLATES_ZH
-from openmathmix.errors import MissingColumnsError, ConfigError, SchemaError
+from openmathmix.errors import ConfigError, MissingColumnsError, SchemaError
 from openmathmix.schema import FEATURES
-from openmathmix.settings import PROFILES
 from openmathmix.select.mixture import load_preset
+from openmathmix.settings import PROFILES
 from openmathmix.sources import build_source, get_source
 
 DEMO_SOURCES = list(load_preset("demo").source_names)
@@ -119,7 +119,7 @@ def test_problem_arithmetic_and_program_agree(template):
     for _ in range(40):
         problem = template(r)
         for step in problem.steps:
-            assert eval(step.expr) == step.value, (problem.question, step)  # noqa: S307 - generated arithmetic
+            assert eval(step.expr) == step.value, (problem.question, step)
         assert problem.steps[-1].value == problem.final
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
@@ -137,7 +137,7 @@ def test_make_items_uses_chinese_for_tal_cn():
 def test_kind_counts():
     assert kind_counts({"stepwise": 0.55, "bare_answer": 0.15, "code_only": 0.15, "unrelated": 0.15}, 30) == \
            {"stepwise": 17, "bare_answer": 5, "code_only": 4, "unrelated": 4}
-    for rows in range(0, 25):
+    for rows in range(25):
         counts = kind_counts(kind_shares("alpaca"), rows)
         assert sum(counts.values()) == rows
     with pytest.raises(ConfigError, match="shares"):

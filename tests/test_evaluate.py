@@ -14,7 +14,6 @@ from helpers import F32_ATOL, F32_RTOL
 
 from openmathmix.cli import main
 from openmathmix.errors import MissingColumnsError, SelectionError
-from openmathmix.settings import EvaluateSettings
 from openmathmix.evaluate import (
     evaluate,
     evaluation_markdown,
@@ -27,6 +26,7 @@ from openmathmix.evaluate import (
 from openmathmix.evaluate.metrics import coverage, mean_and_spread, near_duplicates
 from openmathmix.select.ratios import prefix_count
 from openmathmix.select.strategies import STRATEGIES
+from openmathmix.settings import EvaluateSettings
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Metrics

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import xxhash
 
-from openmathmix.errors import DataFileError, MissingColumnsError, ConfigError, SchemaError, UnknownSourceError
+from openmathmix.errors import ConfigError, DataFileError, MissingColumnsError, SchemaError, UnknownSourceError
 from openmathmix.hygiene import (
     HygieneSettings,
     build_benchmark,

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import openmathmix.readers as readers
+from openmathmix import readers
 from openmathmix.cli import main
 from openmathmix.errors import DataFileError, DataFileNotFoundError, SourceError
 from openmathmix.sources import build_source, fixture_files, input_files

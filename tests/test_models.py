@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,7 +65,7 @@ def test_auto_dtype_on_cpu_follows_native_bf16(monkeypatch):
     assert not models.cpu_has_native_bf16() and models.pick_dtype("cpu") == torch.float32
     assert models.pick_dtype("cpu", "bfloat16") == torch.bfloat16  # an explicit dtype is kept
     monkeypatch.delenv("OPENMATHMIX_CPU_BF16")
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    flags = Path("/proc/cpuinfo").read_text() if os.path.exists("/proc/cpuinfo") else ""
     native = any(f in flags.split() for f in ("amx_bf16", "avx512_bf16", "bf16"))
     assert models.cpu_has_native_bf16() == native
     with pytest.raises(ConfigError, match="unknown dtype 'int8'"):

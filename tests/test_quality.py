@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from datasets import Dataset
+from helpers import MODEL_F32_ATOL
 
 from openmathmix.errors import MissingColumnsError, OpenMathMixError
 from openmathmix.models import load_model, resolve
@@ -15,8 +16,6 @@ from openmathmix.stages.base import run_stage
 from openmathmix.stages.logprobs import AnswerLogProbs, encode_example, encode_tests, lead_ids, quality_from_scores
 from openmathmix.stages.quality import ONESHOT_SCORES, OneShotStage, compute_quality
 from openmathmix.stages.sampling import choose_test_set, default_test_sources, sample_prompt_set
-
-from helpers import MODEL_F32_ATOL
 
 GSM8K = "gsm8k_screl/train_use.jsonl"
 
@@ -75,7 +74,7 @@ def test_prepare_caps_padding_and_keeps_every_test_once(tiny_lm):
 
 
 def test_prepare_rejects_empty_answers(tiny_lm):
-    model, tok = tiny_lm
+    model, _tok = tiny_lm
     with pytest.raises(OpenMathMixError, match="answer token"):
         AnswerLogProbs(model, pad_id=0).prepare([([1, 2], [])])
 
@@ -145,8 +144,8 @@ def test_test_set_by_kcenter_is_deterministic_and_skips_empty_answers():
 
 def test_compute_quality_matches_hand_computation(tiny_model_dir, tiny_lm, qa_rows, tmp_path):
     ds = _with_embeddings(qa_rows)
-    kwargs = dict(n1=3, n2=4, test_sources=["gsm8k_screl", "metamathqa"], model=tiny_model_dir, device="cpu",
-                  dtype="float32", seed=0, progress=False, return_report=True)
+    kwargs = {"n1": 3, "n2": 4, "test_sources": ["gsm8k_screl", "metamathqa"], "model": tiny_model_dir, "device": "cpu",
+                  "dtype": "float32", "seed": 0, "progress": False, "return_report": True}
     scored, report = compute_quality(ds, cache_dir=str(tmp_path / "a"), **kwargs)
     test_ids = [t["id"] for t in report.test_set]
     assert len(test_ids) == 4 and set(test_ids) <= set(qa_rows["id"][:6])
@@ -222,7 +221,7 @@ def test_oneshot_stage_resumes_after_interruption(tiny_model_dir, tiny_lm, qa_ro
     def stage(fail_after=None):
         return _FlakyOneShot(tests, zero.tolist(), spec, "float32", test_key="t", fail_after=fail_after)
 
-    kwargs = dict(cache_dir=str(tmp_path / "cache"), batch_size=2, shard_rows=2, device="cpu", progress=False)
+    kwargs = {"cache_dir": str(tmp_path / "cache"), "batch_size": 2, "shard_rows": 2, "device": "cpu", "progress": False}
     crashing = stage(fail_after=2)
     with pytest.raises(_Interrupted):
         run_stage(prompts, crashing, **kwargs)

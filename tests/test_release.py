@@ -453,20 +453,16 @@ def test_licence_helpers():
 
 
 @pytest.mark.slow
-def test_build_demo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir, capsys):
-    """The whole pipeline on the bundled fixtures; a second build reuses every cached stage and writes the same
+def test_build_demo_end_to_end_with_a_tiny_model(demo_build, tiny_model_dir, capsys):
+    """The whole pipeline on generated demo data; a second build reuses every cached stage and writes the same
     bytes; `openmathmix show` loads it back."""
     from openmathmix.cli import main
-    from openmathmix.pipeline import build, resolve_settings
-    from openmathmix.select.mixture import load_preset
+    from openmathmix.pipeline import build
 
-    settings = resolve_settings(load_preset("demo"), overrides={
-        "quality.n1": 2, "quality.n2": 2, "run.device": "cpu", "demo.rows_per_source": 12, "demo.test_rows": 6,
-        "scorer.hidden": 0})  # linear scorer candidates only: the fits of the MLP grid take a minute
-    first = build("demo", tmp_path / "a", model=tiny_model_dir, cache_dir=tmp_path / "cache", settings=settings)
-    out = capsys.readouterr().out
+    first, cache_dir, settings, out = demo_build
     assert re.search(r"\[(\d+)/\1\] release", out) and "| **total** |" in out
-    second = build("demo", tmp_path / "b", model=tiny_model_dir, cache_dir=tmp_path / "cache", settings=settings)
+    assert "## Mean score per row kind" in out and "## Selection report" in out and "Pearson r = " in out
+    second = build("demo", first.parent / "b", model=tiny_model_dir, cache_dir=cache_dir, settings=settings)
     out = capsys.readouterr().out
     assert "reused from the cache" in out and "all reused from the cache" in out
     assert {p.relative_to(first): p.read_bytes() for p in release_files(first)} == {
@@ -489,5 +485,5 @@ def test_build_demo_end_to_end_with_a_tiny_model(tmp_path, tiny_model_dir, capsy
     assert main(["show", str(first)]) == 0
     out = capsys.readouterr().out
     assert "| ratio_10 |" in out and "| alpaca | general |" in out and "card: " in out
-    assert main(["show", str(tmp_path / "missing")]) == 2
+    assert main(["show", str(first.parent / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -8,16 +8,16 @@ import pytest
 
 from openmathmix import settings as settings_mod
 from openmathmix.cli import build_parser
+from openmathmix.cli.build import build_settings
 from openmathmix.cli.options import settings_from_args
 from openmathmix.errors import ConfigError
-from openmathmix.pipeline import resolve_settings
 from openmathmix.select.mixture import load_preset
 from openmathmix.settings import overlay, profile
 
 
 def _build_settings(argv):
     args = build_parser().parse_args(["build", "--out", "x", *argv])
-    return settings_from_args(args, resolve_settings(load_preset(args.preset), args.profile))
+    return build_settings(args, load_preset(args.preset))
 
 
 def test_paper_presets_build_with_the_paper_profile():
@@ -37,6 +37,9 @@ def test_demo_preset_builds_with_the_demo_profile_and_flags_override():
     assert (got.quality.n1, got.scorer.kind, got.run.dtype) == (40, "light", "float32")
     assert got.scorer.resolved_epochs == settings_mod.LIGHT_EPOCHS  # the kind's own default, from the same place
     assert _build_settings(["--preset", "demo", "--profile", "paper"]).quality.n1 == 2000
+    switched = _build_settings(["--preset", "openmathmix", "--no-hygiene", "--evaluate"])
+    assert (switched.hygiene.enabled, switched.evaluate.enabled) == (False, True)
+    assert _build_settings(["--preset", "demo", "--no-hygiene"]).evaluate.enabled  # the demo profile's own value
 
 
 def test_build_and_stage_commands_share_their_defaults(monkeypatch):

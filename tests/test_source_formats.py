@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from openmathmix.builders import oasst1
 
-import openmathmix.readers as readers
+from openmathmix import readers
 from openmathmix.errors import DataFileError, DataFileNotFoundError
 from openmathmix.sources import build_source
 
@@ -389,8 +389,8 @@ def test_cot_and_flan_templated_and_tulu_layouts(tmp_path):
 def test_oasst_tree_export_and_guanaco_layouts(tmp_path):
     ds, report = build("oasst1", layout("oasst1", "oasst_ready.trees.jsonl"), tmp_path)
     assert ds["answer"][:3] == ["Put it in a bowl of water: a fresh egg sinks and lies flat.",
-                                "Weather is the state of the air on a given day; climate is its long-term average "
-                                "over decades.", "Start with scarves: they fall slowly and give you time."]
+                                ("Weather is the state of the air on a given day; climate is its long-term average "
+                                "over decades."), "Start with scarves: they fall slowly and give you time."]
     assert ds["answer"][-1] == "Chess never gets old, and you can play it anywhere."  # the rank-0 reply is deleted
     assert report.rows_in == 16 and report.merged == {oasst1.MERGED_ANSWER: 5}
     assert report.dropped == {oasst1.DROP_LATER_TURN: 2, oasst1.DROP_OFF_PATH: 2, oasst1.DROP_DELETED: 1,

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 from datasets import load_dataset
-from test_release import make_mixture, make_pool, write  # tests/ is on sys.path (pytest rootdir import mode)
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    return write(make_mixture(with_embedding=False), tmp_path_factory.mktemp("trainers") / "demo",
-                 pool=make_pool(with_embedding=False))
+def release(demo_build):
+    return demo_build[0]  # the demo release, built once per session (conftest.py)
 
 
 def test_sft_trainer_runs_two_steps_on_ratio_10(release, tiny_model_dir, tmp_path):
@@ -22,7 +21,9 @@ def test_sft_trainer_runs_two_steps_on_ratio_10(release, tiny_model_dir, tmp_pat
     from trl import SFTConfig, SFTTrainer
 
     train = load_dataset(str(release), "ratio_10", split="train")
-    assert len(train) == 5 and train.features["messages"].feature["role"].dtype == "string"
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert len(train) == manifest["configs"]["ratio_10"]["rows"] >= 8
+    assert train.features["messages"].feature["role"].dtype == "string"
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     assert tokenizer.chat_template  # SmolLM2's ChatML template: the trainer applies it to `messages`
     torch.manual_seed(0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..settings import Settings
 from .options import add_profile_arg, add_setting_args, settings_from_args
 
 # flag -> setting (openmathmix.settings); the stage commands use the same names for the same settings
@@ -46,6 +47,15 @@ def _add_build(sub) -> None:
     p.add_argument("--data-files", action="extend", nargs="+", default=[], metavar="SOURCE=PATH", type=_source_path,
                    help="native files of a source (repeatable; a folder or glob works too). Other sources come from "
                         "their bundled fixtures (preset demo) or the Hub")
+    p.add_argument("--benchmark-files", action="extend", nargs="+", default=[], metavar="NAME=PATH",
+                   type=_source_path,
+                   help="test items to decontaminate against: a registered benchmark's files (gsm8k, math, math500) "
+                        "or a test set of your own under a new name (question/answer or problem/solution columns)")
+    p.add_argument("--no-hygiene", action="store_const", const=False, dest="hygiene_enabled",
+                   help="skip decontamination and deduplication (the paper's raw pool)")
+    p.add_argument("--evaluate", action="store_const", const=True, dest="evaluate_enabled",
+                   help="compare the selection strategies on the scored pool for the card (no training; on in the "
+                        "demo profile)")
     add_profile_arg(p, "the preset's profile: paper for every paper preset, demo for the demo")
     p.add_argument("--paper-settings", action="store_const", const="paper", dest="profile",
                    help="same as --profile paper (Appendix A: n1=2000, n2=100, |s0|=100, classifier scorers)")
@@ -65,8 +75,16 @@ def _source_path(text: str) -> tuple[str, str]:
     return name.strip(), path
 
 
+def build_settings(args: argparse.Namespace, preset) -> Settings:
+    """The settings `openmathmix build` runs with: the preset's profile (or --profile), then the flags."""
+    from ..pipeline import resolve_settings
+
+    switches = {"hygiene.enabled": args.hygiene_enabled, "evaluate.enabled": args.evaluate_enabled}
+    return settings_from_args(args, resolve_settings(preset, args.profile, switches))
+
+
 def _run_build(args) -> int:
-    from ..pipeline import build, resolve_settings
+    from ..pipeline import build
     from ..select.mixture import load_preset
     from ..sources import get_source
 
@@ -75,7 +93,10 @@ def _run_build(args) -> int:
         get_source(name)  # an unknown name fails here, with the list of valid ones
         data_files.setdefault(name, []).append(path)
     preset = load_preset(args.preset)
-    settings = settings_from_args(args, resolve_settings(preset, args.profile))
+    benchmark_files: dict[str, list[str]] = {}
+    for name, path in args.benchmark_files:
+        benchmark_files.setdefault(name, []).append(path)
+    settings = build_settings(args, preset)
     build(args.preset, args.out, model=args.model, cache_dir=args.cache_dir, data_files=data_files or None,
-          settings=settings, repo_id=args.repo_id, keep_embedding=args.keep_embedding, progress=not args.quiet)
+          benchmark_files=benchmark_files or None, settings=settings, repo_id=args.repo_id, keep_embedding=args.keep_embedding, progress=not args.quiet)
     return 0

@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..settings import EvaluateSettings
 from ..select.strategies import STRATEGIES
+from ..settings import EvaluateSettings
 
 RESULT_JSON = "evaluation.json"
 RESULT_MD = "evaluation.md"

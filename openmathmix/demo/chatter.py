@@ -26,18 +26,18 @@ class Chat:
 
 
 TIPS = {
-    "sleeping better": ("Go to bed and get up at the same time every day.", "Keep screens out of the bedroom for "
-                        "the last hour before sleep.", "Avoid coffee in the afternoon.", "Keep the room cool and dark."),
-    "learning a new language": ("Practise a little every day instead of a lot once a week.", "Listen to podcasts "
-                                "or songs in the language.", "Speak with native speakers as early as you can.",
+    "sleeping better": ("Go to bed and get up at the same time every day.", ("Keep screens out of the bedroom for "
+                        "the last hour before sleep."), "Avoid coffee in the afternoon.", "Keep the room cool and dark."),
+    "learning a new language": ("Practise a little every day instead of a lot once a week.", ("Listen to podcasts "
+                                "or songs in the language."), "Speak with native speakers as early as you can.",
                                 "Keep a notebook of new words and review it."),
     "keeping a tidy desk": ("Clear the desk at the end of each day.", "Give every object a fixed place.",
                             "Keep only what you use daily within reach.", "Recycle old papers every Friday."),
-    "staying focused while studying": ("Put your phone in another room.", "Write down one clear goal for each "
-                                       "session.", "Take a short break after each block of work.",
+    "staying focused while studying": ("Put your phone in another room.", ("Write down one clear goal for each "
+                                       "session."), "Take a short break after each block of work.",
                                        "Study in the same quiet place."),
-    "preparing for a job interview": ("Read about the company and its products.", "Prepare short stories about "
-                                      "your past work.", "Practise answers out loud with a friend.",
+    "preparing for a job interview": ("Read about the company and its products.", ("Prepare short stories about "
+                                      "your past work."), "Practise answers out loud with a friend.",
                                       "Prepare two questions to ask at the end."),
     "making friends in a new city": ("Join a club or a sports team.", "Say yes to invitations, even small ones.",
                                      "Volunteer for a local cause.", "Talk to your neighbours."),

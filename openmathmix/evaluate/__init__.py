@@ -11,10 +11,10 @@ Heavy libraries (torch, transformers, trl) load only when a function needs them.
 
 from __future__ import annotations
 
+from ..settings import EvaluateSettings
 from .compare import evaluate, pick_subset
 from .inputs import Pool, load_benchmark, load_pool, pool_from_dataset
 from .report import evaluation_markdown, write_figure
-from ..settings import EvaluateSettings
 
 __all__ = ["EvaluateSettings", "Pool", "evaluate", "evaluation_markdown", "load_benchmark", "load_pool",
            "pick_subset", "pool_from_dataset", "write_figure"]

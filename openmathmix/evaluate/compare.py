@@ -33,10 +33,10 @@ import numpy as np
 from ..errors import SelectionError
 from ..select.ratios import prefix_count
 from ..select.strategies import get_strategy, rank
+from ..settings import EvaluateSettings
 from .inputs import Pool
 from .metrics import coverage, describe, mean_and_spread, near_duplicates
 from .proxy import Benchmark
-from ..settings import EvaluateSettings
 
 __all__ = ["FORMAT", "evaluate", "pick_subset"]
 

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError
-from ..text import ANSWER_LEAD, format_prompt
 from ..settings import EvaluateSettings
+from ..text import ANSWER_LEAD, format_prompt
 
 __all__ = ["STOP", "Benchmark", "accuracy", "final_answer", "fine_tune", "loglik", "train_precision"]
 

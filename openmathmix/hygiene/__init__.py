@@ -12,11 +12,11 @@ dedup.py (keep order, exact keys, MinHash LSH), benchmarks.py (benchmark registr
 rephrase.py (embedding-cosine candidates), report.py, settings.py, step.py (run_hygiene).
 """
 
+from ..settings import HygieneSettings
 from .benchmarks import Benchmark, build_benchmark, build_benchmark_files, get_benchmark, list_benchmarks
 from .normalize import normalize, normalize_text
 from .rephrase import rephrasing_candidates
 from .report import HygieneReport
-from ..settings import HygieneSettings
 from .step import run_hygiene
 
 __all__ = [

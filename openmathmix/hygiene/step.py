@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from datasets.utils.tqdm import tqdm as hf_tqdm
 
 from ..errors import MissingColumnsError, SchemaError
+from ..settings import HygieneSettings
 from .decontam import BenchmarkItems, build_index, find_contamination
 from .dedup import (
     candidate_probability,
@@ -34,7 +35,6 @@ from .dedup import (
 from .ngrams import Windows
 from .normalize import NORMALIZATION_VERSION, Tokens, tokenize
 from .report import CONTAMINATED, EXACT, KEPT, KINDS, NEAR, HygieneReport
-from ..settings import HygieneSettings
 
 POOL_COLUMNS = ("id", "source", "task", "question", "answer")
 KEEP_RULE = ("in every group of duplicates the row of the source listed first in the settings' source_priority is "

@@ -171,7 +171,7 @@ def qads(
     if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
         raise SelectionError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
 
-    n, d = _shape_of(emb)
+    n, _d = _shape_of(emb)
     weights = None if quality is None else _quality_weights(quality, n)
     pool = initial_pool(n, init, seed)
     if k > n - len(pool):

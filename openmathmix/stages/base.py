@@ -56,16 +56,16 @@ class Stage(ABC):
         """Everything that changes the output (model id and revision, dtype, template...): goes into the cache key."""
         return {}
 
-    def setup(self, device: str) -> None:  # noqa: B027 - optional hook
+    def setup(self, device: str) -> None:
         """Load models lazily, once per process, on `device`."""
 
     @abstractmethod
     def process_batch(self, batch: dict[str, list], device: str) -> dict[str, list]:
         """Return the new columns for this batch (same number of rows, same order)."""
 
-    def features(self):  # noqa: D401 - optional hook
+    def features(self):
         """Optional `datasets.Features` of the produced columns (None lets `datasets` infer them)."""
-        return None
+        return
 
     def describe_work(self, ds: Dataset) -> str:
         """One line on the work `ds` means for this stage (e.g. tokens, pairs), printed before it starts."""

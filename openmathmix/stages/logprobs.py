@@ -8,11 +8,10 @@ per-pair computation (`AnswerLogProbs.plain`) is the reference the tests compare
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import logging
 
 import numpy as np
 
@@ -247,8 +246,8 @@ class AnswerLogProbs:
                 config=self.model.config,
             )
             mask = torch.cat([torch.ones((b, p), dtype=chunk.valid.dtype, device=device), chunk.valid], dim=1)
-        kwargs = dict(input_ids=chunk.input_ids, attention_mask=mask, position_ids=position_ids, cache=cache,
-                      use_cache=cache is not None)
+        kwargs = {"input_ids": chunk.input_ids, "attention_mask": mask, "position_ids": position_ids, "cache": cache,
+                      "use_cache": cache is not None}
         if self.slice_hidden:  # [N, hidden]: only positions that predict an answer token reach the LM head
             hidden = self.backbone(**kwargs).last_hidden_state[chunk.keep]
             del cache

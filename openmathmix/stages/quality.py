@@ -79,7 +79,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, Features, Sequence as SequenceFeature, Value
+from datasets import Dataset, Features, Value
+from datasets import Sequence as SequenceFeature
 
 from ..errors import ConfigError, MissingColumnsError
 from ..models import dtype_key
