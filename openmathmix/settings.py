@@ -308,16 +308,16 @@ FIXTURES = Settings(
     embed=EmbedSettings(token_budget=8192),
     fixtures=True,
 )
-# Measured with `python -m openmathmix.demo.measure` (BENCHMARKS.md, "Demo"): the values below let the one-shot
-# scores tell worked solutions from bare answers, code and chat on the embedded model within the 10-minute budget.
+# Sized on the slowest CPU seen (2-core AVX2 EPYC, fp32: about 2.5 embedded rows/s and 0.5 s per one-shot pair)
+# so that `make demo` stays under 10 minutes; BENCHMARKS.md ("Demo") has the measured runs.
 DEMO = Settings(
     profile="demo",
-    quality=QualitySettings(n1=8, n2=6, test_source="mathinstruct_math", max_test_tokens=128, max_example_tokens=160),
-    scorer=ScorerSettings(kind="light", heldout=0.0),
-    embed=EmbedSettings(token_budget=8192),
+    quality=QualitySettings(n1=6, n2=4, test_source="mathinstruct_math", max_test_tokens=96, max_example_tokens=128),
+    scorer=ScorerSettings(kind="light", heldout=0.0, hidden=32),
+    embed=EmbedSettings(token_budget=8192, batch_rows=64),
     select=SelectSettings(init_size=2),
     evaluate=EvaluateSettings(enabled=True, init_size=2),
-    demo=DemoSettings(generate=True, short_tests=True),
+    demo=DemoSettings(generate=True, rows_per_source=24, test_rows=30, short_tests=True),
     fixtures=True,  # benchmarks for decontamination: their bundled fixtures
 )
 PROFILES: dict[str, Settings] = {"paper": PAPER, "demo": DEMO, "fixtures": FIXTURES}
