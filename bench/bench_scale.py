@@ -10,9 +10,9 @@ Steps, each through the public functions a build uses:
   select   `select_mixture` with a preset that keeps a fixed count per source (QaDS, a CPU-sized budget: its cost
            grows with n, not n x ratio; bench/bench_kcenter.py measures selection speed);
   write    the kept rows to parquet.
-embed and score run on the local engine (`stages.base.run_stage`), or with `--ray-rows` also on the Ray engine
-(`engines.ray.run_stage_ray`, a local Ray cluster on this machine's CPUs); the other steps are the same code in
-both runs (the quality stage's model passes are not routed through an engine yet). Every run starts from an empty
+embed, quality and score run on the local engine (`stages.base.run_stage`), or with `--ray-rows` also on the Ray
+engine (`engines.ray.run_stage_ray`, a local Ray cluster on this machine's CPUs); the other steps are the same code
+in both runs. Every run starts from an empty
 cache. Seconds and the peak resident memory of this process during each step (Linux VmHWM, reset before each
 step; for the Ray engine the actors' peak is given too) go in one table per size.
 
@@ -149,6 +149,7 @@ def measured(table: dict, step: str):
 def run_pipeline(rows: int, engine: str, args, work: Path, model: str) -> dict:
     import datasets
 
+    from openmathmix.outputs import remove_within
     from openmathmix.select.mixture import select_mixture
     from openmathmix.sources import build_source
     from openmathmix.stages.base import run_stage
@@ -157,7 +158,8 @@ def run_pipeline(rows: int, engine: str, args, work: Path, model: str) -> dict:
     from openmathmix.stages.scorer import ScoreStage, train_scorer
 
     run = work / f"{engine}-{rows}"
-    shutil.rmtree(run, ignore_errors=True)
+    if run.exists():
+        remove_within(run, work)  # only the folder this benchmark made inside --work-dir
     (run / "inputs").mkdir(parents=True)
     cache = run / "cache"
     files = write_sources(run / "inputs", rows, args.seed)
@@ -183,7 +185,7 @@ def run_pipeline(rows: int, engine: str, args, work: Path, model: str) -> dict:
     with measured(table, "quality"):
         scored = compute_quality(pool, n1=args.n1, n2=args.n2, test_sources=["gsm8k_screl"], model=model,
                                  device="cpu", dtype="float32", seed=args.seed, max_test_tokens=128,
-                                 max_example_tokens=128, cache_dir=str(cache), progress=False)
+                                 max_example_tokens=128, cache_dir=str(cache), progress=False, engine=engine)
     with measured(table, "scorer"):
         train_scorer(scored, run / "scorer", kind="light", hidden=32, epochs=20, heldout=0.25, seed=args.seed)
     with measured(table, "score") as extra:
@@ -193,7 +195,7 @@ def run_pipeline(rows: int, engine: str, args, work: Path, model: str) -> dict:
     with measured(table, "write"):
         mixture.to_parquet(str(run / "mixture.parquet"))
     assert len(mixture) == report.total_kept == min(args.keep, rows // len(SOURCES)) * len(SOURCES)
-    shutil.rmtree(run, ignore_errors=True)
+    remove_within(run, work)
     return table
 
 
@@ -239,7 +241,7 @@ def main(argv=None) -> int:
             init_ray(num_cpus=os.cpu_count())
             results[("ray", args.ray_rows)] = run_pipeline(args.ray_rows, "ray", args, work, model)
     finally:
-        if not args.work_dir:
+        if not args.work_dir:  # the temporary folder this run made
             shutil.rmtree(work, ignore_errors=True)
     print_table(results)
 

@@ -34,54 +34,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-REALDATA = REPO.parent / "shared" / "realdata"
-COT_FILES = ("aqua_train.tsv", "creak_train.tsv", "ecqa_train.tsv", "gsm8k_train.tsv", "qasc_train.tsv",
-             "sensemaking_train.tsv", "strategyqa_train.tsv")
-# (source name, files relative to realdata, rows read from each file; None = all)
-POOL = (
-    ("gsm8k_screl", ("gsm8k_screl/train_use.jsonl",), 1000),
-    ("tal_scq5k_en", ("tal_scq5k_en/en_single_choice_train_3K.jsonl",), 1000),
-    ("dmath", ("dmath/test.json",), None),
-    ("cot", tuple(f"cot/{f}" for f in COT_FILES), 150),
-    ("oasst1", ("oasst_format/en_100_tree.jsonl",), None),
-    ("self_instruct", ("self_instruct/seed_tasks.jsonl",), None),
-)
-N1, N2, TEST_SOURCE = 40, 16, "gsm8k_screl"
+from realdata_pool import embedded_and_scored  # bench/ is sys.path[0] when run as a script
+
 RIDGE_ALPHA_PER_DIM = 1.0
-
-
-def build_pool():
-    """The 6 real sources as one dataset in the project schema (files read one at a time, `limit` rows each)."""
-    from datasets import concatenate_datasets
-
-    from openmathmix.sources import build_source
-
-    parts = []
-    for name, files, limit in POOL:
-        for rel in files:
-            path = REALDATA / rel
-            if not path.exists():
-                raise SystemExit(f"{path} is absent: the benchmark needs ../shared/realdata")
-            ds, _ = build_source(name, data_files=[str(path)], limit=limit, progress=False)
-            parts.append(ds)
-    return concatenate_datasets(parts)
 
 
 def scored_sample(progress: bool = True):
     """(pool with embeddings, scored sample with `qs`, QualityReport), all through the default stage cache."""
-    from openmathmix.stages.base import run_stage
-    from openmathmix.stages.embed import EmbedStage
-    from openmathmix.stages.quality import compute_quality
-
-    pool = build_pool()
-    t0 = time.perf_counter()
-    pool = run_stage(pool, EmbedStage(), progress=progress)
-    t1 = time.perf_counter()
-    scored, report = compute_quality(pool, n1=N1, n2=N2, test_sources=[TEST_SOURCE], split_by_task=True,
-                                     progress=progress, return_report=True)
-    print(f"pool {len(pool):,} rows; embeddings {t1 - t0:,.0f} s, quality scores {time.perf_counter() - t1:,.0f} s "
-          f"(cached stages take seconds)")
-    return pool, scored, report
+    return embedded_and_scored(progress=progress)
 
 
 def ridge_baseline(x: np.ndarray, qs: np.ndarray, alpha: float, folds: int = 5, seed: int = 0) -> np.ndarray:

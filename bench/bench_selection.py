@@ -34,63 +34,26 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-REALDATA = REPO.parent / "shared" / "realdata"
-COT_FILES = ("aqua_train.tsv", "creak_train.tsv", "ecqa_train.tsv", "gsm8k_train.tsv", "qasc_train.tsv",
-             "sensemaking_train.tsv", "strategyqa_train.tsv")
-# (source name, files relative to realdata, rows read from each file; None = all): the rows of bench_scorer.py
-POOL = (
-    ("gsm8k_screl", ("gsm8k_screl/train_use.jsonl",), 1000),
-    ("tal_scq5k_en", ("tal_scq5k_en/en_single_choice_train_3K.jsonl",), 1000),
-    ("dmath", ("dmath/test.json",), None),
-    ("cot", tuple(f"cot/{f}" for f in COT_FILES), 150),
-    ("oasst1", ("oasst_format/en_100_tree.jsonl",), None),
-    ("self_instruct", ("self_instruct/seed_tasks.jsonl",), None),
-)
+from realdata_pool import N1, N2, REALDATA, embedded_and_scored  # bench/ is sys.path[0] when run as a script
+
 BENCHMARK = "gsm8k_screl/test_use.jsonl"
-N1, N2, TEST_SOURCE = 40, 16, "gsm8k_screl"
 STRATEGIES = ("qads", "random", "kcenter", "score", "length")
 
 
-def build_pool(scale: float = 1.0):
-    """The 6 real sources in the project schema (each file read with its row limit, times ``scale``)."""
-    from datasets import concatenate_datasets
-
-    from openmathmix.sources import build_source
-
-    parts = []
-    for name, files, limit in POOL:
-        for rel in files:
-            path = REALDATA / rel
-            if not path.exists():
-                raise SystemExit(f"{path} is absent: the benchmark needs ../shared/realdata")
-            rows = limit if scale == 1.0 else max(8, int((limit or 200) * scale))
-            ds, _ = build_source(name, data_files=[str(path)], limit=rows, progress=False)
-            parts.append(ds)
-    return concatenate_datasets(parts)
-
-
 def scored_pool(scale: float, n1: int, n2: int, work: Path, progress: bool):
-    """(pool with embedding and quality_score, {task: scorer result}) through the stage caches."""
-    from openmathmix.stages.base import run_stage
-    from openmathmix.stages.embed import EmbedStage
-    from openmathmix.stages.quality import compute_quality
+    """(pool with embedding and quality_score, {task: scorer result}): one light scorer per task trained on the
+    one-shot scores of the shared real-data pool (realdata_pool.py) scores every row."""
     from openmathmix.stages.scorer import score_dataset, train_scorer
 
-    pool = build_pool(scale)
+    pool, scored, _ = embedded_and_scored(scale, n1, n2, progress)
     t0 = time.perf_counter()
-    pool = run_stage(pool, EmbedStage(), progress=progress)
-    t1 = time.perf_counter()
-    scored, _ = compute_quality(pool, n1=n1, n2=n2, test_sources=[TEST_SOURCE], split_by_task=True,
-                                progress=progress, return_report=True)
-    t2 = time.perf_counter()
     results, folders = {}, {}
     for task in ("reasoning", "general"):
         rows = scored.filter(lambda t, want=task: t == want, input_columns="task")
         folders[task] = str(work / f"scorer-{task}")
         results[task] = train_scorer(rows, folders[task], kind="light", task=task)
     pool = score_dataset(pool, folders, progress=progress)
-    print(f"pool {len(pool):,} rows; embeddings {t1 - t0:,.0f} s, one-shot scores {t2 - t1:,.0f} s, scorers and "
-          f"scores {time.perf_counter() - t2:,.0f} s (cached stages take seconds)", flush=True)
+    print(f"scorers and scores {time.perf_counter() - t0:,.0f} s", flush=True)
     return pool, results
 
 

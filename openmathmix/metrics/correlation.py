@@ -7,7 +7,7 @@ Two intervals, both for the population correlation of (score, QS) pairs drawn li
 * ``bootstrap``: percentile interval of r over ``resamples`` draws of n pairs with replacement (seeded). Makes no
   normality assumption; a little narrow for small n.
 
-Pure numpy, no I/O; ``pearson`` is the same float64 formula as the shipped ``evaluate`` metric (``pearson_qs.py``).
+Pure numpy, no I/O; the shipped ``evaluate`` metric (``pearson_qs.py``) computes its r with ``pearson``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ import math
 
 import datasets
 import evaluate
-import numpy as np
+
+from openmathmix.metrics.correlation import pearson  # the one formula (this file is loaded by path)
 
 _DESCRIPTION = (
     "Pearson product-moment correlation between predicted quality scores (for example the expected 1-5 label of a "
@@ -41,23 +42,6 @@ Returns:
 """
 
 _CITATION = "QaDS / OpenMathMix, COLM 2024 (quality-scorer Pearson analysis, Section 5.3)."
-
-
-def pearson(x, y) -> float:
-    """Pearson r of two equal-length sequences, float64, nan when undefined."""
-    a = np.asarray(x, dtype=np.float64)
-    b = np.asarray(y, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"predictions and references must be 1-D and of equal length, got {a.shape} and {b.shape}")
-    if a.size < 2:
-        return math.nan
-    a = a - a.mean()
-    b = b - b.mean()
-    denom = math.sqrt(float(a @ a) * float(b @ b))
-    if denom == 0.0:
-        return math.nan
-    r = float(a @ b) / denom
-    return max(-1.0, min(1.0, r))
 
 
 def _p_value(r: float, n: int):
