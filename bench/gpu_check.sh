@@ -8,8 +8,9 @@
 #   4. distributed  select/distributed.py  torchrun + NCCL on this GPU: same order as one process, ms/pick
 #
 # Before (on the CPU machine, once): `bash bench/gpu_check.sh --prepare` saves the tokenizer the benchmarks use to
-# bench/gpu_tokenizer/ (untracked, so the device tool copies it with the working tree; the embedded model package is
-# not on the GPU machine). Then, with the device tool:  run(command="bash bench/gpu_check.sh", timeout_s=560)
+# bench/gpu_tokenizer/ (git-ignored: a copy of the model's tokenizer is not ours to commit; the embedded model package
+# is not on the GPU machine). Then, with the device tool:
+#   run(command="bash bench/gpu_check.sh", carry=["bench/gpu_tokenizer"], timeout_s=560)
 # The GPU machine needs python3 with CUDA torch, transformers, datasets, numpy, tqdm, pyyaml (checked first).
 # Copy the RESULT lines and the "of peak" / "floor" lines into BENCHMARKS.md.
 set -uo pipefail
