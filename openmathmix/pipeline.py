@@ -88,6 +88,7 @@ class Artifacts:
     pool_ranked: Any = None  # Dataset: every row that entered selection, its rank and whether it was kept (select)
     composition: Any = None  # MixtureReport (select)
     evaluation: dict | None = None  # the strategy comparison without training, when settings.evaluate.enabled
+    sections: list = field(default_factory=list)  # the card sections the steps contributed (release)
     release: Path | None = None  # the release folder (release)
 
 
@@ -234,6 +235,7 @@ def step_release(ctx: Context, art: Artifacts) -> str:
             "label_counts": r.get("label_counts"),
         } for task, r in art.scorer_results.items()},
     }
+    art.sections = card_sections(ctx, art)
     with tempfile.TemporaryDirectory(prefix="openmathmix-figures-") as scratch:
         art.release = write_release(
             art.mixture, ctx.out_dir,
@@ -244,7 +246,7 @@ def step_release(ctx: Context, art: Artifacts) -> str:
             description=ctx.preset.description,
             scorer_report=scorer_report,
             sources=list(ctx.preset.source_names),
-            sections=card_sections(ctx, art),
+            sections=art.sections,
             extra_figures=card_figures(art, Path(scratch)),
             keep_embedding=ctx.keep_embedding,
             repo_id=ctx.repo_id,
@@ -408,7 +410,7 @@ def build(
             note(step.run(ctx, art))
     print()
     print(art.composition.to_markdown())
-    for section in card_sections(ctx, art):
+    for section in art.sections:
         if section.title in ("Mean score per row kind", "Selection report"):
             print(f"\n## {section.title}\n\n{section.markdown}", end="")
     for task, r in art.scorer_results.items():

@@ -36,12 +36,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import SelectionError
-from .kcenter import DEFAULT_INIT_SIZE, initial_pool, resolve_dtype
+from .kcenter import DEFAULT_INIT_SIZE, _Shard, initial_pool, resolve_dtype
 
 __all__ = ["block_bounds", "k_center_greedy_distributed", "qads_distributed", "rank_scope_distributed"]
 
 _CPU_CHUNK = 1 << 18  # rows per GEMV call on CPU, as in select.kcenter
-_NORM_CHUNK = 1 << 20  # rows per block of the norm computation, as in select.kcenter
 _SPLIT_INT = 1 << 24  # global indices travel as two float32-exact halves: hi * 2**24 + lo
 _SPLIT = float(_SPLIT_INT)
 
@@ -172,34 +171,12 @@ def rank_scope_distributed(local_emb: Any, local_quality: Any | None, keep: int,
 # ----- per-rank state ------------------------------------------------------------------------------------------------
 
 
-class _Block:
-    """This rank's rows: half norms, the running minimum of half squared distances, QaDS weights."""
+class _Block(_Shard):
+    """This rank's rows: `select.kcenter`'s shard (half norms, running minimum, the same blocked GEMV update), plus
+    the candidate exchange of the distributed greedy loop and QaDS weights set after the initial pool."""
 
     def __init__(self, torch, x, offset: int, acc, chunk: int):
-        self.torch, self.x, self.offset, self.acc = torch, x, offset, acc
-        self.n = x.shape[0]
-        self.bounds = [(a, min(a + chunk, self.n)) for a in range(0, self.n, max(chunk, 1))]
-        self.half_norm = torch.empty(self.n, dtype=acc, device=x.device)
-        step = max(min(chunk, _NORM_CHUNK), 1)  # blocks of the norms as select.kcenter cuts them
-        for a in range(0, self.n, step):
-            b = min(a + step, self.n)
-            blk = x[a:b].to(acc)
-            torch.sum(blk * blk, dim=1, out=self.half_norm[a:b])
-        self.half_norm.mul_(0.5)
-        self.min_half = torch.full((self.n,), float("inf"), dtype=acc, device=x.device)
-        self.buf = torch.empty(max((b - a for a, b in self.bounds), default=0), dtype=acc, device=x.device)
-        self.fused = x.dtype == acc
-        self.mm_out_dtype = not self.fused and x.device.type == "cuda" and self._probe_mm_out_dtype()
-        self.w = None
-        self.score = None
-
-    def _probe_mm_out_dtype(self) -> bool:
-        """A 16-bit GEMV with a float32 result where this torch build has it (as `select.kcenter` does)."""
-        try:
-            self.torch.mm(self.x[:1], self.x[:1].T, out_dtype=self.acc)
-        except (RuntimeError, TypeError, NotImplementedError):
-            return False
-        return True
+        super().__init__(torch, x, offset, x.device, x.dtype, acc, None, chunk)
 
     def set_weights(self, w: np.ndarray) -> None:
         self.w = self.torch.as_tensor(w).to(device=self.x.device, dtype=self.acc)
@@ -233,21 +210,6 @@ class _Block:
         current = self.min_half.index_select(0, local)
         self.min_half.index_copy_(0, local, self.torch.where(hit, self.torch.full_like(current, float("-inf")),
                                                              current))
-
-    def absorb(self, center, center_half) -> None:
-        """Fold the half squared distances to `center` (storage dtype) into the running minimum."""
-        torch = self.torch
-        for a, b in self.bounds:
-            out = self.buf[: b - a]
-            if self.fused:
-                torch.addmv(self.half_norm[a:b], self.x[a:b], center, alpha=-1, out=out)
-            elif self.mm_out_dtype:
-                dots = torch.mm(self.x[a:b], center.unsqueeze(1), out_dtype=self.acc).squeeze(1)
-                torch.sub(self.half_norm[a:b], dots, out=out)
-            else:
-                torch.sub(self.half_norm[a:b], torch.mv(self.x[a:b], center), out=out)
-            out.add_(center_half).clamp_(min=0)
-            torch.minimum(self.min_half[a:b], out, out=self.min_half[a:b])
 
 
 def _absorb_pool(torch, dist, group, block: _Block, pool: np.ndarray, d: int, acc) -> None:

@@ -497,7 +497,7 @@ class _Shard:
         self.x = rows.to(device=device, dtype=storage).contiguous()
         self.n = self.x.shape[0]
         self.device = self.x.device
-        self.chunk = min(self.n, chunk)
+        self.chunk = max(min(self.n, chunk), 1)  # a shard without rows (a rank of a small pool) still works
         self.bounds = [(a, min(a + self.chunk, self.n)) for a in range(0, self.n, self.chunk)]
         self.half_norm = torch.empty(self.n, dtype=acc, device=self.device)
         step = min(self.chunk, _NORM_CHUNK)  # the norms need a float32 copy of each block: keep blocks modest
