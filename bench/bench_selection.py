@@ -83,6 +83,16 @@ def main() -> None:
                         "cut of the 100-175-row sources with random pool rows)")
     p.add_argument("--items", type=int, default=200, help="GSM8K test items scored")
     p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="fixed optimizer steps per fine-tune instead of --epochs (same for every strategy)")
+    p.add_argument("--batch-size", type=int, default=8, help="rows per optimizer step")
+    p.add_argument("--max-length", type=int, default=512, help="tokens per training row")
+    p.add_argument("--lr", type=float, default=2e-5, help="proxy fine-tune learning rate")
+    p.add_argument("--max-eval-tokens", type=int, default=1024, help="tokens per scored benchmark item")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="rows read from each file, times this (at least 8); 1.0: realdata_pool.py's counts")
+    p.add_argument("--n1", type=int, default=N1, help="one-shot prompt samples per source")
+    p.add_argument("--n2", type=int, default=N2, help="one-shot test samples (K-center from GSM8K-ScRel)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: a few rows per file, n1=8, n2=4, 2 training steps, 10 items (minutes)")
     p.add_argument("--quiet", action="store_true")
@@ -100,8 +110,8 @@ def main() -> None:
     from openmathmix.stages.base import DEFAULT_CACHE
 
     start = time.perf_counter()
-    scale, n1, n2 = (0.03, 8, 4) if args.quick else (1.0, N1, N2)
-    work = DEFAULT_CACHE / "bench_selection" / ("quick" if args.quick else "full")
+    scale, n1, n2 = (0.03, 8, 4) if args.quick else (args.scale, args.n1, args.n2)
+    work = DEFAULT_CACHE / "bench_selection" / ("quick" if args.quick else f"scale{scale:g}-n1_{n1}-n2_{n2}")
     ds, scorers = scored_pool(scale, n1, n2, work, progress=not args.quiet)
     for task, res in scorers.items():
         ci = "" if res.ci_low is None else f" [{res.ci_low:.2f}, {res.ci_high:.2f}]"
@@ -111,9 +121,14 @@ def main() -> None:
     pool = pool_from_dataset(ds, "realdata pool")
     settings = EvaluateSettings(budget=args.budget, strategies=STRATEGIES, seeds=tuple(args.seeds),
                                 init_size=args.init_size, epochs=args.epochs, benchmark_limit=args.items,
-                                max_steps=2 if args.quick else None)
+                                max_steps=2 if args.quick else args.max_steps, batch_size=args.batch_size,
+                                max_length=args.max_length, learning_rate=args.lr,
+                                max_eval_tokens=args.max_eval_tokens)
     if args.quick:
         settings = dataclasses.replace(settings, benchmark_limit=10)
+    print("proxy fine-tune: " + ", ".join(f"{k}={getattr(settings, k)}" for k in (
+        "epochs", "max_steps", "batch_size", "max_length", "learning_rate", "benchmark_limit", "max_eval_tokens")),
+        flush=True)
     time_coverage(pool, pick_subset(pool, "qads", settings.seeds[0], settings, device="cpu"))
     bench = load_benchmark(str(REALDATA / BENCHMARK), settings.benchmark_limit)
     result = evaluate(pool, settings=settings, benchmarks=[bench], train=True, device="cpu",
