@@ -551,7 +551,8 @@ def build_source(
         raise _no_hub(source)
     chunks = _local_chunks(source, paths, batch_rows) if paths is not None else _hub_chunks(source, batch_rows)
     out_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    final = out_dir / f"{source.name}-{_fingerprint(source, paths, limit)}.arrow"
+    key = _fingerprint(source, paths, limit)
+    final = out_dir / f"{source.name}-{key}.arrow"
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     report = BuildReport(source=source.name, skipped=dict(inputs.skipped) if inputs is not None else {})
     try:
@@ -580,7 +581,10 @@ def build_source(
         description=f"{source.title or source.name} mapped to the OpenMathMix question/answer schema",
         citation=source.citation, homepage=source.homepage, license=source.license, features=FEATURES,
     )
-    return datasets.Dataset.from_file(str(final), info=info), report
+    # The file is rewritten on every call, so the fingerprint `datasets` derives from it would change each run and
+    # no stage cache keyed on it would be found again; give the dataset the key of its definition and inputs instead.
+    ds = datasets.Dataset.from_file(str(final), info=info)
+    return ds.select(range(len(ds)), new_fingerprint=key), report
 
 
 def _cache_error(path: Path, err: OSError) -> SourceError:

@@ -87,6 +87,18 @@ def test_build_is_deterministic(tmp_path):
     assert r1.to_dict() | {"cache_file": ""} == r2.to_dict() | {"cache_file": ""}
 
 
+def test_rebuilt_source_keeps_its_fingerprint(tmp_path):
+    """The Arrow file is rewritten on every build; the stage caches key on the fingerprint, so it must not move."""
+    from openmathmix.compat import fingerprint
+
+    first, _ = build("oasst1", tmp_path=tmp_path)
+    again, _ = build("oasst1", tmp_path=tmp_path)
+    fewer, _ = build("oasst1", tmp_path=tmp_path, limit=2)
+    assert fingerprint(first) == fingerprint(again)
+    assert fingerprint(fewer) != fingerprint(first)
+    assert len(fewer) < len(first) and again.to_list() == first.to_list()
+
+
 def test_dropped_rows_keep_raw_row_ids(tmp_path):
     ds, report = build("gsm8k_screl", tmp_path=tmp_path)  # the last fixture row has an empty response
     assert report.dropped == {"empty answer": 1}
