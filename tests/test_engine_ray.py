@@ -135,10 +135,11 @@ def test_crashed_run_resumes_with_only_the_missing_shards(ray_cluster, tiny_mode
     folder = tmp_path / "ray"
     crashing = CrashingEmbed(tiny_model_dir, dtype="float32", token_budget=64, fail_after=3)
     with pytest.raises(OpenMathMixError, match=r"simulated crash in batch 4.*1 of 3 shards are finished") as err:
-        run_stage_ray(qa_ds, crashing, folder, **SHARDS)  # one actor: shard 0 (2 batches), then shard 1 fails
+        run_stage_ray(qa_ds, crashing, folder, **SHARDS)  # one actor: a first shard (2 batches), the next fails
     assert "Crash" in str(err.value)
-    first = folder / "shard-00000-of-00003.parquet"
-    assert [p.name for p in folder.glob("*.parquet")] == [first.name]
+    finished = list(folder.glob("*.parquet"))  # which shard the actor took first is Ray Data's choice
+    assert len(finished) == 1 and finished[0].name in {f"shard-{i:05d}-of-00003.parquet" for i in range(3)}
+    first = finished[0]
     kept = first.stat().st_mtime_ns
 
     stage = EmbedStage(tiny_model_dir, dtype="float32", token_budget=64)
