@@ -9,11 +9,13 @@ GSM8K-ScRel, split by task. Both go through the default stage cache (`openmathmi
 second run, or another benchmark on the same rows, reuses them; a cold run takes 30-60 min on 2 CPU cores.
 
 Then, per task (reasoning: 120 scored rows, general: 120), on the same rows:
-ours : `openmathmix.stages.scorer.evaluate_light_scorer` - candidates (ridge on QS, MLP on QS, softmax/MLP on the
-       1-5 labels) chosen by inner 5-fold CV inside each outer fold; r of the pooled outer out-of-fold scores
-       (nested 5-fold CV) with its 95 % Fisher-z and bootstrap intervals;
+ours : `openmathmix.stages.scorer.train_light_scorer` with its defaults - inside each outer fold, inner 5-fold CV
+       ranks the candidates (ridge on QS, MLP on QS, softmax/MLP on the 1-5 labels) and weighs the mean of the best
+       8 against the ridge prior (`scorer_fit.choose`); r of the pooled outer out-of-fold scores (nested 5-fold
+       CV) with its 95 % Fisher-z and bootstrap intervals;
 ridge: the plain baseline of fidelity.md - ridge regression on standardised embeddings with one fixed penalty
-       (alpha = 1.0 * dim, chosen once, not tuned on these rows), 5 folds, pooled out-of-fold r.
+       (alpha = 1.0 * dim, chosen once, not tuned on these rows), pooled out-of-fold r over the same 5 outer folds
+       as ours (`scorer_fit.kfold` with the same seed), so the two differ by method only, not by split.
 
     .venv/bin/python bench/bench_scorer.py                 # full run (cached after the first)
     .venv/bin/python bench/bench_scorer.py --scatter /tmp/scorer.png
@@ -25,6 +27,7 @@ the intervals are printed above it.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -44,14 +47,13 @@ def scored_sample(progress: bool = True):
     return embedded_and_scored(progress=progress)
 
 
-def ridge_baseline(x: np.ndarray, qs: np.ndarray, alpha: float, folds: int = 5, seed: int = 0) -> np.ndarray:
+def ridge_baseline(x: np.ndarray, qs: np.ndarray, alpha: float, folds: list[np.ndarray]) -> np.ndarray:
     """The plain reference, written apart from the package: per training fold, standardise with its mean/std,
     solve (Z'Z + alpha I) w = Z'(y - mean y) (sklearn Ridge's objective), predict the left-out fold."""
     n = len(qs)
-    order = np.random.default_rng(seed).permutation(n)
     out = np.empty(n)
-    for test in np.array_split(order, folds):
-        train = np.setdiff1d(order, test)
+    for test in folds:
+        train = np.setdiff1d(np.arange(n), test)
         mu, sd = x[train].mean(0), x[train].std(0) + 1e-12
         z = (x[train] - mu) / sd
         w = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (qs[train] - qs[train].mean()))
@@ -70,6 +72,8 @@ def main(argv=None) -> int:
     from openmathmix.metrics.correlation import fisher_interval, pearson
     from openmathmix.schema import EMBEDDING, QS
     from openmathmix.stages.scorer import save_scorer_scatter, train_light_scorer
+    from openmathmix.stages.scorer_fit import kfold
+    from openmathmix.stages.scorer_result import SCORER_FILE
 
     _, scored, report = scored_sample()
     print("mean one-shot QS per source (sd):")
@@ -86,16 +90,18 @@ def main(argv=None) -> int:
         result = train_light_scorer(rows, out / task, seed=args.seed, task=task)
         seconds = time.perf_counter() - t0
         results[task] = result
-        base = ridge_baseline(x, qs, alpha=RIDGE_ALPHA_PER_DIM * x.shape[1], seed=args.seed)
+        folds = kfold(len(qs), 5, args.seed)  # the outer folds of train_light_scorer's nested CV
+        base = ridge_baseline(x, qs, alpha=RIDGE_ALPHA_PER_DIM * x.shape[1], folds=folds)
         ours[task], ridge[task] = result, pearson(base, qs)
         lo, hi = fisher_interval(ridge[task], len(qs))
         print(f"\n{task}: {len(qs)} scored rows, dim {x.shape[1]}")
         print(f"  ours : r = {result.r:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}] Fisher z, "
               f"[{result.boot_low:.3f}, {result.boot_high:.3f}] bootstrap; {result.method}; {seconds:.0f} s")
-        print(f"         shipped: {result.model} ({result.why})")
+        print(f"         shipped: {result.model}\n         why: {result.why}")
+        print(f"         outer-fold choices: {json.loads((out / task / SCORER_FILE).read_text())['outer_fold_choices']}")
         print(f"  ridge: r = {ridge[task]:.3f} [{lo:.3f}, {hi:.3f}] Fisher z; alpha = {RIDGE_ALPHA_PER_DIM} x dim, "
               "5 folds, pooled out-of-fold")
-        others = {a: pearson(ridge_baseline(x, qs, alpha=a * x.shape[1], seed=args.seed), qs)
+        others = {a: pearson(ridge_baseline(x, qs, alpha=a * x.shape[1], folds=folds), qs)
                   for a in (0.01, 0.1, 10.0, 100.0)}
         print("         other fixed penalties (alpha / dim: r): "
               + ", ".join(f"{a:g}: {r:.3f}" for a, r in others.items()))

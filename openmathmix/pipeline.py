@@ -578,7 +578,7 @@ def cached_scorer(ctx: Context, scored, task: str) -> tuple[str, dict]:
                                "folds": s.folds, "learning_rate": s.resolved_learning_rate,
                                "batch_size": s.resolved_batch_size}
     if s.kind == "light":
-        options.update(hidden=s.hidden, epochs=int(s.resolved_epochs))
+        options.update(hidden=s.hidden, epochs=int(s.resolved_epochs), ensemble=s.ensemble, margin=s.margin)
         digest = cache.key({"data": fingerprint(scored), "kind": s.kind, **options})
     else:
         options.update(epochs=s.resolved_epochs, grad_accum=s.grad_accum, max_length=s.max_length,
@@ -615,7 +615,7 @@ def release_settings(ctx: Context, art: Artifacts) -> dict:
     if s.scorer.kind == "classifier":
         scorer_model = {"name": f"classifier on {ctx.model.public_name()}", "revision": ctx.model.revision}
     else:
-        scorer_model = {"name": f"light MLP on the embeddings (hidden {s.scorer.hidden})", "revision": None}
+        scorer_model = {"name": "light heads on the embeddings (chosen by cross-validation)", "revision": None}
     from .settings import as_record
 
     return {

@@ -105,6 +105,9 @@ class ScorerSettings:
     hidden: int | None = _f(None, "light: one MLP hidden width to try beside the linear candidates (0: linear only; "
                                   "None: the default candidate set, chosen by cross-validation)")
     folds: int = _f(5, "k of the cross-validation that chooses the light scorer and measures r")
+    ensemble: int = _f(8, "light: committee size - the mean of this many candidates with the highest CV r")
+    margin: float | None = _f(1.5, "light: bootstrap SEs by which the committee's CV r must beat the ridge prior's "
+                                   "for the committee to ship (None: always the committee)")
     learning_rate: float | None = _f(None, "None: 2e-5 classifier, 1e-2 light (Adam on the MLP candidates)")
     batch_size: int | None = _f(None, "None: 8 classifier, 128 light")
     grad_accum: int = _f(1, "classifier: gradient accumulation steps")
@@ -382,7 +385,8 @@ def validate(settings: Settings) -> None:
     positive = {"quality.n1": q.n1, "quality.n2": q.n2, "quality.max_test_tokens": q.max_test_tokens,
                 "quality.max_example_tokens": q.max_example_tokens, "quality.batch_rows": q.batch_rows,
                 "quality.shard_rows": q.shard_rows, "embed.batch_rows": e.batch_rows, "embed.shard_rows": e.shard_rows,
-                "scorer.max_length": s.max_length, "scorer.grad_accum": s.grad_accum}
+                "scorer.max_length": s.max_length, "scorer.grad_accum": s.grad_accum,
+                "scorer.ensemble": s.ensemble}
     bad = [f"{k} = {v!r}" for k, v in positive.items() if not isinstance(v, int) or isinstance(v, bool) or v < 1]
     if bad:
         raise ConfigError(f"these settings must be positive integers: {', '.join(bad)}")
@@ -390,6 +394,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"scorer.kind must be 'classifier' or 'light', got {s.kind!r}")
     if not 0 <= s.heldout < 1:
         raise ConfigError(f"scorer.heldout must be in [0, 1), got {s.heldout!r}")
+    if s.margin is not None and not s.margin >= 0:
+        raise ConfigError(f"scorer.margin must be >= 0 or None (no ridge prior), got {s.margin!r}")
     if q.test_selection not in ("kcenter", "random"):
         raise ConfigError(f"quality.test_selection must be 'kcenter' or 'random', got {q.test_selection!r}")
     v = settings.evaluate

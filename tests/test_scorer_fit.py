@@ -12,15 +12,20 @@ from openmathmix.metrics.correlation import pearson
 from openmathmix.stages import scorer_fit
 from openmathmix.stages.scorer_fit import (
     Candidate,
+    Choice,
     Schedule,
+    choice_scores,
+    choose,
     cross_val_scores,
     default_candidates,
     expected_score,
     fit_candidate,
+    fit_choice,
     head_scores,
     kfold,
     nested_cv,
     planned_fits,
+    prior_ridge,
     qs_to_score,
     select_candidate,
 )
@@ -102,8 +107,10 @@ def test_out_of_fold_scores_never_come_from_a_head_that_saw_the_row():
     assert abs(pearson(oof, qs)) < 0.5
 
 
-def test_nested_cv_never_lets_an_outer_fold_choose_or_fit(monkeypatch):
-    """Row ids ride in column 0; a spy records the rows of every fit and of every scoring."""
+@pytest.mark.parametrize(("ensemble", "margin"), [(1, None), (2, 0.0)])
+def test_nested_cv_never_lets_an_outer_fold_choose_or_fit(monkeypatch, ensemble, margin):
+    """Row ids ride in column 0; a spy records the rows of every fit and of every scoring (the single best
+    candidate, and a committee of two weighed against the ridge prior)."""
     n, k = 24, 3
     rng = np.random.default_rng(0)
     x = np.column_stack([np.arange(n), rng.normal(size=(n, 3))]).astype(np.float32)
@@ -124,13 +131,17 @@ def test_nested_cv_never_lets_an_outer_fold_choose_or_fit(monkeypatch):
     monkeypatch.setattr(scorer_fit, "fit_candidate", spy_fit)
     monkeypatch.setattr(scorer_fit, "head_scores", spy_scores)
     cands = [Candidate("ridge", "qs", 0, 0.1), Candidate("ridge", "qs", 0, 10.0)]
-    scores, chosen = nested_cv(cands, x, qs, folds=k, seed=0)
-    assert scores.shape == (n,) and len(chosen) == k and set(chosen) <= {c.name for c in cands}
+    scores, chosen = nested_cv(cands, x, qs, folds=k, seed=0, ensemble=ensemble, margin=margin)
+    assert scores.shape == (n,) and len(chosen) == k and np.all(np.isfinite(scores))
     fitted_rows = dict(fits)
     for head, rows in scored:  # every scoring: rows disjoint from those its head was fitted on
         assert not rows & fitted_rows[head]
-    per_outer = len(fits) // k  # each outer fold: k inner fits per candidate, then one final fit
-    assert per_outer == k * len(cands) + 1
+    if margin is None:
+        assert set(chosen) <= {c.name for c in cands}
+    per_outer = len(fits) // k  # each outer fold: k inner fits per candidate (and the prior), then the shipped heads
+    assert len(fits) % k == 0 and per_outer >= k * (len(cands) + (margin is not None)) + 1
+    if ensemble == 1 and margin is None:
+        assert per_outer == k * len(cands) + 1
     for f, test in enumerate(kfold(n, k, seed=0)):
         for _, rows in fits[f * per_outer : (f + 1) * per_outer]:
             assert not rows & set(test.tolist())
@@ -160,3 +171,48 @@ def test_planned_fits_counts_every_fit_the_progress_bar_sees(n, folds, n_cands):
     ticks.clear()
     select_candidate(cands, x, qs, folds=folds, seed=0, tick=lambda: ticks.append(1))
     assert len(ticks) + 1 == planned_fits(n, folds, n_cands, nested=False)
+    ticks.clear()  # a committee of two that always ships (no prior): exact again; with the prior: a bound
+    kw = {"folds": min(folds, n), "seed": 0, "ensemble": 2, "tick": lambda: ticks.append(1)}
+    nested_cv(cands, x, qs, margin=None, **kw)
+    choice, _, _ = choose(cands, x, qs, margin=None, **kw)
+    assert len(ticks) + len(choice.members) == planned_fits(n, folds, n_cands, nested=True, ensemble=2)
+    ticks.clear()
+    nested_cv(cands, x, qs, margin=1.0, **kw)
+    choice, _, _ = choose(cands, x, qs, margin=1.0, **kw)
+    assert len(ticks) + len(choice.members) <= planned_fits(n, folds, n_cands, nested=True, ensemble=2, prior=True)
+    assert len(ticks) >= min(folds, n) * (n_cands + 1)
+
+
+def test_choose_ships_the_prior_without_evidence_and_the_committee_with_it():
+    """No relation at all: nothing beats the ridge prior by 1.5 SE, so the prior ships. QS a function of |x0|: the
+    MLP beats the prior by far more, so it ships."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(80, 20)).astype(np.float32)
+    noise = rng.uniform(0.05, 0.95, size=80)
+    cands = [Candidate("ridge", "qs", 0, 0.01), Candidate("mlp", "label", 8, 1e-3)]
+    choice, table, ev = choose(cands, x, noise, folds=4, seed=0, ensemble=2, margin=1.5,
+                               schedule=Schedule(epochs=30))
+    assert choice == Choice((prior_ridge(80, 20),)) and choice.name == "ridge-qs(l2=0.25)"
+    assert ev["shipped"] == "prior" and not ev["gain"] > 1.5 * ev["se"]
+    assert ev["committee"] == "mean of 2: " + ", ".join(
+        row["candidate"] for row in sorted(table, key=lambda row: -row["cv_r"]))
+
+    x = rng.normal(size=(240, 4)).astype(np.float32)
+    qs = 1 / (1 + np.exp(-(2.5 * (np.abs(x[:, 0]) - 0.8) + 0.3 * rng.normal(size=240))))
+    mlp = Candidate("mlp", "qs", 16, 1e-3)
+    choice, _, ev = choose([Candidate("ridge", "qs", 0, 0.1), mlp], x, qs, folds=3, seed=0, ensemble=1,
+                           margin=1.5, schedule=Schedule(epochs=60))
+    assert choice == Choice((mlp,)) and ev["shipped"] == "committee"
+    assert ev["committee_r"] > 0.8 and ev["prior_r"] < 0.3 and ev["gain"] > 1.5 * ev["se"] > 0
+
+
+def test_a_committee_scores_the_mean_of_its_members():
+    x, qs = _linear(50, 6, seed=3)
+    members = (Candidate("ridge", "qs", 0, 1.0), Candidate("mlp", "label", 0, 1e-3))
+    choice = Choice(members)
+    assert choice.target == "mixed" and choice.name == "mean of 2: ridge-qs(l2=1), softmax(l2=0.001)"
+    heads = fit_choice(choice, x, qs, schedule=Schedule(epochs=10), seed=0)
+    expect = (head_scores(heads[0], "qs", x) + head_scores(heads[1], "label", x)) / 2
+    np.testing.assert_allclose(choice_scores(choice, heads, x), expect, rtol=0, atol=1e-12)
+    with pytest.raises(OpenMathMixError, match="ensemble size"):
+        choose(members, x, qs, ensemble=0)

@@ -295,15 +295,16 @@ def _add_scorer(sub) -> None:
     t = scorer_sub.add_parser(
         "train", help="train a scorer (QS binned to labels 1-5) and print its held-out Pearson r",
         description="Bin `qs` into labels 1-5 (equal width: 1 + min(4, floor(5 qs))) and train either a "
-                    "sequence classifier on a causal-LM backbone (--kind classifier, transformers Trainer) or a "
-                    "small MLP on the frozen `embedding` column (--kind light, CPU friendly). Prints the Pearson "
-                    "correlation between the scorer's expected label and the real QS on held-out rows.")
+                    "sequence classifier on a causal-LM backbone (--kind classifier, transformers Trainer) or "
+                    "heads on the frozen `embedding` column chosen by cross-validation (--kind light, CPU "
+                    "friendly). Prints the Pearson correlation between the scorer's score and the real QS on rows "
+                    "its training never saw.")
     add_io_args(t, out_help="scorer folder to write (weights + scorer.json)")
     add_model_args(t)
     add_setting_args(t, {"--kind": "scorer.kind", "--epochs": "scorer.epochs", "--lr": "scorer.learning_rate",
                          "--batch-size": "scorer.batch_size", "--grad-accum": "scorer.grad_accum",
                          "--max-length": "scorer.max_length", "--hidden": "scorer.hidden", "--folds": "scorer.folds",
-                         "--heldout": "scorer.heldout"},
+                         "--heldout": "scorer.heldout", "--ensemble": "scorer.ensemble", "--margin": "scorer.margin"},
                      choices={"--kind": ("classifier", "light")})
     t.add_argument("--task", default=None, help="train on the rows of this task only (e.g. reasoning)")
     t.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation and the order")
@@ -326,7 +327,7 @@ def _run_scorer_train(args) -> int:
         kwargs = {"model": args.model, "revision": args.revision, "grad_accum": s.grad_accum,
                   "max_length": s.max_length, "device": settings.run.device, "progress": not args.quiet}
     else:
-        kwargs = {"hidden": s.hidden}
+        kwargs = {"hidden": s.hidden, "ensemble": s.ensemble, "margin": s.margin}
         common["epochs"] = int(common["epochs"])
     with output_folder(args.out, inputs=[args.input], overwrite=args.overwrite) as tmp:
         result = train_scorer(ds, tmp, kind=s.kind, **common, **kwargs)

@@ -51,8 +51,8 @@ from ..models import dtype_key
 from ..schema import EMBEDDING, QUALITY_SCORE
 from .base import Stage, run_stage
 from .scorer_classifier import classifier_scores, train_classifier_scorer
-from .scorer_fit import LABELS, expected_score, head_scores, light_head, outputs_of, qs_to_label, qs_to_score
-from .scorer_light import LIGHT_WEIGHTS, train_light_scorer
+from .scorer_fit import LABELS, choice_scores, expected_score, qs_to_label, qs_to_score
+from .scorer_light import load_light_heads, train_light_scorer
 from .scorer_result import (
     EVAL_FILE,
     MIN_HELDOUT_ROWS,
@@ -164,14 +164,7 @@ class _LoadedScorer:
         self.kind = self.info["kind"]
         self.device = device
         if self.kind == "light":
-            from safetensors.torch import load_file
-
-            state = load_file(str(Path(path) / LIGHT_WEIGHTS))
-            self.target = self.info.get("target", "label")  # folders written before the QS target existed
-            head = light_head(self.info["dim"], self.info["hidden"], outputs_of(self.target), state["mean"],
-                              state["std"])
-            head.load_state_dict(state)
-            self.model = head.to(device).eval()
+            self.choice, self.heads = load_light_heads(path, self.info, device)
         else:
             from ..models import load_model, resolve
 
@@ -185,7 +178,7 @@ class _LoadedScorer:
 
     def scores(self, batch: dict[str, list]) -> np.ndarray:
         if self.kind == "light":
-            return head_scores(self.model, self.target, batch[EMBEDDING])
+            return choice_scores(self.choice, self.heads, batch[EMBEDDING])
         from ..text import encode_qa_batch
 
         rows = 64 if str(self.device).startswith("cuda") else 16

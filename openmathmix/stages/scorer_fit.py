@@ -23,8 +23,19 @@ Cross-validation
 ----------------
 :func:`kfold` splits rows into k seeded folds of near-equal size; :func:`cross_val_scores` fits a candidate on k-1
 folds and scores the k-th, so every row is scored by a head that never saw it. :func:`select_candidate` ranks the
-candidates by the r of their pooled out-of-fold scores; :func:`nested_cv` repeats the whole selection inside each
+candidates by the r of their pooled out-of-fold scores; :func:`nested_cv` repeats the whole choice inside each
 outer training part, so the r of its pooled outer scores carries no optimism from choosing among candidates.
+
+What ships (:func:`choose`)
+---------------------------
+With a hundred-odd scored rows per task, the CV r of two candidates differs by less than its own noise, so picking
+the single best one mostly picks noise. :func:`choose` therefore weighs two options on the same folds:
+* the **committee**: the mean score of the ``ensemble`` candidates with the highest CV r (averaging heads that
+  err differently cancels part of each one's error);
+* the **prior**: ridge on QS with penalty ``dim / n`` (sum-of-squares penalty ``dim``, i.e. a prior variance of
+  ``1 / dim`` per standardised weight, so all dimensions together explain O(1) of QS whatever ``dim`` is).
+The committee ships only when its CV r beats the prior's by more than ``margin`` bootstrap standard errors of the
+paired difference; on weak or scarce evidence the prior ships. ``margin=None`` skips the prior (committee always).
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OpenMathMixError, SchemaError
-from ..metrics.correlation import pearson
+from ..metrics.correlation import paired_gain, pearson
 
 LABELS = (1, 2, 3, 4, 5)  # QS_max = 5 (Section 3.3)
 TARGETS = ("qs", "label")
@@ -323,26 +334,102 @@ def select_candidate(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, 
 
     Ties and undefined r (constant scores) go to the earlier candidate in ``candidates``.
     """
+    choice, table, _ = choose(candidates, x, qs, folds=folds, seed=seed, ensemble=1, margin=None,
+                              schedule=schedule, tick=tick)
+    return choice.members[0], table
+
+
+ENSEMBLE = 8  # committee size of choose()
+MARGIN = 1.5  # bootstrap standard errors by which the committee must beat the prior
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a light scorer ships: the mean score of ``members`` (one candidate, or a committee)."""
+
+    members: tuple[Candidate, ...]
+
+    @property
+    def name(self) -> str:
+        if len(self.members) == 1:
+            return self.members[0].name
+        return f"mean of {len(self.members)}: " + ", ".join(m.name for m in self.members)
+
+    @property
+    def target(self) -> str:
+        targets = {m.target for m in self.members}
+        return targets.pop() if len(targets) == 1 else "mixed"
+
+
+def prior_ridge(n: int, dim: int) -> Candidate:
+    """Ridge on QS with penalty ``dim / n`` in our mean-loss units (module docstring, "What ships")."""
+    return Candidate("ridge", "qs", 0, dim / max(n, 1))
+
+
+def choose(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, seed: int = 0, ensemble: int = ENSEMBLE,
+           margin: float | None = MARGIN, schedule: Schedule = Schedule(),
+           tick: Tick = None) -> tuple[Choice, list[dict], dict]:
+    """The shipped choice for rows (x, qs), the CV table of the candidates, and the evidence behind the choice.
+
+    Evidence: ``committee_r`` / ``prior_r`` (CV r on the same folds), ``gain`` and its bootstrap ``se``, the
+    ``margin`` and what ``shipped`` ("committee" or "prior"). ``ensemble=1`` with ``margin=None`` is the plain
+    single best candidate of :func:`select_candidate`.
+    """
     if not candidates:
         raise OpenMathMixError("no scorer candidates to choose from")
+    if ensemble < 1:
+        raise OpenMathMixError(f"ensemble size must be at least 1, got {ensemble}")
     x, q = _check(x, qs)
     parts = kfold(len(q), folds, seed)
-    table = []
-    for c in candidates:
-        r = pearson(cross_val_scores(c, x, q, parts, schedule=schedule, seed=seed, tick=tick), q)
-        table.append({"candidate": c.name, "model": c.model, "target": c.target, "hidden": c.hidden, "l2": c.l2,
-                      "cv_r": None if not math.isfinite(r) else r})
-    best = max(range(len(candidates)), key=lambda i: (-math.inf if table[i]["cv_r"] is None else table[i]["cv_r"],
-                                                      -i))
-    return candidates[best], table
+    oof = [cross_val_scores(c, x, q, parts, schedule=schedule, seed=seed, tick=tick) for c in candidates]
+    table = [_table_row(c, pearson(o, q)) for c, o in zip(candidates, oof)]
+    ranked = sorted(range(len(candidates)), key=lambda i: (-math.inf if table[i]["cv_r"] is None else
+                                                           -table[i]["cv_r"], i))
+    top = ranked[:ensemble]
+    committee = Choice(tuple(candidates[i] for i in top))
+    committee_oof = np.mean([oof[i] for i in top], axis=0)
+    evidence = {"committee": committee.name, "committee_r": _finite(pearson(committee_oof, q)), "margin": margin,
+                "shipped": "committee"}
+    if margin is None:
+        return committee, table, evidence
+    prior = prior_ridge(len(q), x.shape[1])
+    prior_oof = cross_val_scores(prior, x, q, parts, schedule=schedule, seed=seed, tick=tick)
+    gain, se = paired_gain(committee_oof, prior_oof, q, seed=seed)
+    evidence.update(prior=prior.name, prior_r=_finite(pearson(prior_oof, q)), gain=_finite(gain), se=_finite(se))
+    if not (math.isfinite(gain) and math.isfinite(se) and gain > margin * se):
+        evidence["shipped"] = "prior"
+        return Choice((prior,)), table, evidence
+    return committee, table, evidence
 
 
-def nested_cv(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, seed: int = 0,
-              schedule: Schedule = Schedule(), tick: Tick = None) -> tuple[np.ndarray, list[str]]:
-    """Pooled outer out-of-fold scores of the whole procedure (select by inner CV, fit, score the outer fold).
+def _finite(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
 
-    Returns (scores [n], the candidate chosen in each outer fold). No row takes part in choosing or fitting the
-    head that scores it.
+
+def _table_row(c: Candidate, r: float) -> dict:
+    return {"candidate": c.name, "model": c.model, "target": c.target, "hidden": c.hidden, "l2": c.l2,
+            "cv_r": _finite(r)}
+
+
+def fit_choice(choice: Choice, x, qs, *, schedule: Schedule = Schedule(), seed: int = 0) -> list:
+    """One fitted head per member of ``choice`` (member j seeded from ``seed`` and j)."""
+    return [fit_candidate(m, x, qs, schedule=schedule, seed=seed if j == 0 else _torch_seed(seed, 6, j))
+            for j, m in enumerate(choice.members)]
+
+
+def choice_scores(choice: Choice, heads: Sequence, embeddings) -> np.ndarray:
+    """Mean of the members' scores in [1, 5]."""
+    return np.mean([head_scores(h, m.target, embeddings) for m, h in zip(choice.members, heads)], axis=0)
+
+
+def nested_cv(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, seed: int = 0, ensemble: int = 1,
+              margin: float | None = None, schedule: Schedule = Schedule(),
+              tick: Tick = None) -> tuple[np.ndarray, list[str]]:
+    """Pooled outer out-of-fold scores of the whole procedure (:func:`choose` by inner CV, fit, score the outer
+    fold).
+
+    Returns (scores [n], the choice made in each outer fold). No row takes part in choosing or fitting the
+    heads that score it.
     """
     x, q = _check(x, qs)
     outer = kfold(len(q), folds, seed)
@@ -351,25 +438,31 @@ def nested_cv(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, seed: i
     for f, test in enumerate(outer):
         train = np.setdiff1d(np.arange(len(q)), test, assume_unique=True)
         inner_folds = min(folds, len(train))
-        if inner_folds >= 2 and len(candidates) > 1:
-            best, _ = select_candidate(candidates, x[train], q[train], folds=inner_folds,
-                                       seed=_torch_seed(seed, 4, f), schedule=schedule, tick=tick)
+        if inner_folds >= 2 and (len(candidates) > 1 or margin is not None):
+            choice, _, _ = choose(candidates, x[train], q[train], folds=inner_folds, seed=_torch_seed(seed, 4, f),
+                                  ensemble=ensemble, margin=margin, schedule=schedule, tick=tick)
         else:
-            best = candidates[0]
-        head = fit_candidate(best, x[train], q[train], schedule=schedule, seed=_torch_seed(seed, 5, f))
-        out[test] = head_scores(head, best.target, x[test])
+            choice = Choice((candidates[0],))
+        heads = fit_choice(choice, x[train], q[train], schedule=schedule, seed=_torch_seed(seed, 5, f))
+        out[test] = choice_scores(choice, heads, x[test])
         if tick:
-            tick()
-        chosen.append(best.name)
+            for _ in heads:
+                tick()
+        chosen.append(choice.name)
     return out, chosen
 
 
-def planned_fits(n: int, folds: int, n_candidates: int, *, nested: bool) -> int:
-    """Fits that ``nested_cv`` (when ``nested``) plus ``select_candidate`` and one final fit make on n rows."""
+def planned_fits(n: int, folds: int, n_candidates: int, *, nested: bool, ensemble: int = 1,
+                 prior: bool = False) -> int:
+    """Upper bound of the fits ``nested_cv`` (when ``nested``) plus ``choose`` and the final fits make on n rows
+    (exact when ``ensemble == 1``: a committee larger than its prior may ship fewer heads)."""
     k = min(folds, n)
-    total = k * n_candidates + 1
+    per_choose = n_candidates + prior
+    shipped = min(ensemble, n_candidates)
+    total = k * per_choose + shipped
     if nested:
         for size in (n // k + (f < n % k) for f in range(k)):
             inner = min(folds, n - size)
-            total += 1 + (inner * n_candidates if inner >= 2 and n_candidates > 1 else 0)
+            chooses = inner >= 2 and (n_candidates > 1 or prior)
+            total += (shipped if chooses else 1) + (inner * per_choose if chooses else 0)
     return total
