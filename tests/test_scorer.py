@@ -124,7 +124,8 @@ def test_light_scorer_learns_separable_labels_deterministically(tmp_path):
     assert [row["candidate"] for row in result.candidates] == [c.name for c in SMALL]
     prior = prior_ridge(200, len(ds[0][EMBEDDING])).name  # both candidates fit well: no clear gain over the prior
     assert result.model in {"mean of 2: " + ", ".join(c.name for c in SMALL), prior}
-    assert "regression on QS" in result.why and "ridge prior" in result.why
+    assert "regression on QS" in result.why and "the mean of the 2 best of 2 candidates" in result.why
+    assert "ridge prior" in result.why
     assert set(result.mean_qs_per_source) == {"src0", "src1"}
     scorer = load_scorer(tmp_path / "a")
     scores = scorer.scores({EMBEDDING: ds[EMBEDDING]})

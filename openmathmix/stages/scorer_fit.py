@@ -388,8 +388,8 @@ def choose(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, seed: int 
     top = ranked[:ensemble]
     committee = Choice(tuple(candidates[i] for i in top))
     committee_oof = np.mean([oof[i] for i in top], axis=0)
-    evidence = {"committee": committee.name, "committee_r": _finite(pearson(committee_oof, q)), "margin": margin,
-                "shipped": "committee"}
+    evidence = {"committee": committee.name, "committee_size": len(top), "committee_r":
+                _finite(pearson(committee_oof, q)), "margin": margin, "shipped": "committee"}
     if margin is None:
         return committee, table, evidence
     prior = prior_ridge(len(q), x.shape[1])

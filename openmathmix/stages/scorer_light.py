@@ -186,7 +186,7 @@ def _why(choice: Choice, table: list[dict], evidence: dict, plan: str) -> str:
         return "undefined" if v is None else f"{v:.3f}"
 
     where = " on the training part" if plan == "heldout" else ""
-    k = len(evidence["committee"].split(", ")) if evidence["committee"].startswith("mean of") else 1
+    k = evidence["committee_size"]
     committee = f"the mean of the {k} best of {len(table)} candidates" if k > 1 else "the best of the candidates"
     if "prior" not in evidence:
         parts = [f"{committee} by k-fold CV r{where} ({fmt(evidence['committee_r'])})"]
