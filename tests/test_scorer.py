@@ -316,3 +316,22 @@ def test_cli_quality_scorer_train_score(tiny_model_dir, qa_rows, tmp_path, capsy
     assert "score: mean" in printed and "alpaca" in printed
     scores = load_from_disk(str(tmp_path / "scored"))[QUALITY_SCORE]
     assert len(scores) == 12 and all(1 <= s <= 5 for s in scores)
+
+
+def test_a_one_head_folder_from_before_committees_still_loads(tmp_path):
+    """Folders written before committees hold one head without the ``member0.`` prefix and no ``members`` list."""
+    from safetensors.torch import load_file, save_file
+
+    ds = _toy_scored()
+    train_light_scorer(ds, tmp_path / "s", candidates=SMALL[1:], ensemble=1, margin=None, folds=3, epochs=10,
+                       progress=False)
+    expect = load_scorer(tmp_path / "s").scores({EMBEDDING: ds[EMBEDDING]})
+    weights = tmp_path / "s" / "light_scorer.safetensors"
+    save_file({k.removeprefix("member0."): v for k, v in load_file(str(weights)).items()}, str(weights))
+    info = json.loads((tmp_path / "s" / SCORER_FILE).read_text())
+    head = info.pop("members")[0]
+    info.update(hidden=head["hidden"], l2=head["l2"])
+    (tmp_path / "s" / SCORER_FILE).write_text(json.dumps(info))
+    old = load_scorer(tmp_path / "s")
+    assert old.choice.name == "softmax(l2=0.001)"
+    np.testing.assert_array_equal(old.scores({EMBEDDING: ds[EMBEDDING]}), expect)

@@ -454,8 +454,8 @@ def nested_cv(candidates: Sequence[Candidate], x, qs, *, folds: int = 5, seed: i
 
 def planned_fits(n: int, folds: int, n_candidates: int, *, nested: bool, ensemble: int = 1,
                  prior: bool = False) -> int:
-    """Upper bound of the fits ``nested_cv`` (when ``nested``) plus ``choose`` and the final fits make on n rows
-    (exact when ``ensemble == 1``: a committee larger than its prior may ship fewer heads)."""
+    """Fits that ``nested_cv`` (when ``nested``) plus ``choose`` and the final fits make on n rows: exact when
+    ``ensemble == 1``, else an upper bound (where the prior ships, one head is fitted instead of ``ensemble``)."""
     k = min(folds, n)
     per_choose = n_candidates + prior
     shipped = min(ensemble, n_candidates)

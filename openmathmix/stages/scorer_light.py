@@ -155,9 +155,10 @@ def load_light_heads(folder: str | os.PathLike, info: dict, device: str = "cpu")
     from safetensors.torch import load_file
 
     state = load_file(str(Path(folder) / LIGHT_WEIGHTS))
-    members = info.get("members") or [{"model": "mlp", "target": info.get("target", "label"),
-                                       "hidden": info["hidden"], "l2": info.get("l2", 0.0)}]
-    if "members" not in info:
+    members = info.get("members")
+    if members is None:  # one head; "target" is missing from folders older still (labels only)
+        members = [{"model": "mlp", "target": info.get("target", "label"), "hidden": info["hidden"],
+                    "l2": info.get("l2", 0.0)}]
         state = {f"member0.{k}": v for k, v in state.items()}
     choice = Choice(tuple(Candidate(m["model"], m["target"], m["hidden"], m["l2"]) for m in members))
     heads = []
